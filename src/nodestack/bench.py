@@ -1,0 +1,146 @@
+"""The project's benchmark: named scenarios, median of N runs, JSON + Markdown report.
+
+Each scenario reports wall seconds and, where it applies, Ansible `changed`
+counts and AWS API calls (counted from the local endpoint's request log).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodestack.local_cloud import base_image, request_log, server
+from nodestack.paths import REPO_ROOT, podman_env, state_dir
+
+Metrics = dict[str, float]
+_RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    run_once: Callable[[], Metrics]
+    default_runs: int = 3
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _cli(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([sys.executable, "-m", "nodestack.cli", *args], env=env, check=True,
+                   capture_output=True, text=True)
+
+
+def local_cloud_start() -> Metrics:
+    """`nodestack local up` from nothing to an answering endpoint, in a scratch state dir."""
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {**os.environ, "NODESTACK_STATE_DIR": scratch, "NODESTACK_LOCAL_PORT": str(_free_port())}
+        start = time.monotonic()
+        _cli("local", "up", env=env)
+        wall = time.monotonic() - start
+        _cli("local", "down", env=env)
+    return {"wall_s": wall}
+
+
+def base_image_cold() -> Metrics:
+    """Full debootstrap + import into a throwaway tag, removed afterwards."""
+    tag = "localhost/nodestack-base:bench"
+    start = time.monotonic()
+    base_image.build(image=tag, force=True)
+    wall = time.monotonic() - start
+    subprocess.run(["podman", "rmi", "-f", tag], env=podman_env(), capture_output=True, check=False)
+    return {"wall_s": wall}
+
+
+def base_image_cached() -> Metrics:
+    """`nodestack image build` when the image from the same recipe exists."""
+    base_image.build()  # make sure it exists; not timed
+    start = time.monotonic()
+    _cli("image", "build", env=dict(os.environ))
+    return {"wall_s": time.monotonic() - start}
+
+
+def run_playbook(*args: str) -> Metrics:
+    """Run ansible-playbook against the running local cloud: wall s, changed, AWS API calls."""
+    endpoint = server.current()
+    if endpoint is None:
+        raise RuntimeError("the local cloud is not running: start it with `nodestack local up`")
+    env = {**os.environ, **server.environment(endpoint.port)}
+    offset = request_log.log_size(server.request_log_file())
+    start = time.monotonic()
+    result = subprocess.run(["ansible-playbook", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
+    changed = sum(int(m.group(2)) for m in _RECAP.finditer(result.stdout))
+    calls, _ = request_log.count_calls(server.request_log_file(), offset)
+    return {"wall_s": wall, "changed": changed, "api_calls": calls}
+
+
+SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
+    Scenario("local-cloud-start", "local endpoint: `nodestack local up` until it answers", local_cloud_start, 5),
+    Scenario("base-image-cold", "base image: debootstrap + podman import", base_image_cold, 1),
+    Scenario("base-image-cached", "base image: cached run, recipe unchanged", base_image_cached, 5),
+    Scenario("site-local", "`ansible-playbook site.yml` on the local cloud", lambda: run_playbook("site.yml"), 3),
+)}
+
+
+def run(names: list[str], runs: int | None) -> dict[str, dict[str, object]]:
+    report: dict[str, dict[str, object]] = {}
+    for name in names:
+        scenario = SCENARIOS[name]
+        samples = [scenario.run_once() for _ in range(runs or scenario.default_runs)]
+        medians = {key: round(statistics.median(s[key] for s in samples), 3) for key in samples[0]}
+        report[name] = {"summary": scenario.summary, "runs": len(samples), "median": medians,
+                        "samples": samples}
+        print(f"{name}: {medians}", flush=True)
+    return report
+
+
+def to_markdown(report: dict[str, dict[str, object]]) -> str:
+    lines = ["| scenario | runs | wall s (median) | changed | AWS API calls | what |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for name, row in report.items():
+        med: dict[str, float] = row["median"]  # type: ignore[assignment]
+        cells = [name, str(row["runs"]), f"{med['wall_s']:.2f}",
+                 str(int(med["changed"])) if "changed" in med else "-",
+                 str(int(med["api_calls"])) if "api_calls" in med else "-", str(row["summary"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _main(args: argparse.Namespace) -> int:
+    names = args.scenario or list(SCENARIOS)
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        raise RuntimeError(f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}")
+    report = run(names, args.runs)
+    out = Path(args.out or state_dir() / "bench")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.md").write_text(to_markdown(report))
+    print(f"report: {out / 'report.json'} and {out / 'report.md'}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("bench", help="run benchmark scenarios and write a JSON + Markdown report")
+    parser.add_argument("--scenario", action="append", help=f"repeatable; default all: {', '.join(SCENARIOS)}")
+    parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default: per scenario)")
+    parser.add_argument("--out", default=None, help="report directory (default .state/bench)")
+    parser.set_defaults(func=_main)

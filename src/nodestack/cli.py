@@ -1,0 +1,75 @@
+"""Command line: `nodestack local ...`, `nodestack image ...`, `nodestack bench ...`."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+
+from nodestack import bench
+from nodestack.local_cloud import base_image, server
+
+
+def _local(args: argparse.Namespace) -> int:
+    if args.action == "up":
+        endpoint, started = server.up(port=args.port)
+        verb = "started" if started else "already running"
+        print(f"local cloud {verb}: {endpoint.url} (pid {endpoint.pid}); log {server.log_file()}")
+    elif args.action == "down":
+        stopped = server.down()
+        print(f"local cloud stopped (pid {stopped.pid})" if stopped else "local cloud was not running")
+    elif args.action == "status":
+        running = server.current()
+        if running is None:
+            print("local cloud: stopped")
+            return 3  # like `systemctl status` of a stopped unit
+        state = "running" if server.answers(running.url) else "not answering"
+        print(f"local cloud: {state} at {running.url} (pid {running.pid})")
+        return 0 if state == "running" else 1
+    elif args.action == "env":
+        running = server.current()
+        port = running.port if running else (args.port or server.default_port())
+        for key, value in server.environment(port).items():
+            print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _image(args: argparse.Namespace) -> int:
+    start = time.monotonic()
+    built = base_image.build(force=args.force)
+    took = time.monotonic() - start
+    print(f"{base_image.IMAGE}: {'built' if built else 'cached, recipe unchanged'} in {took:.1f}s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="nodestack", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="the local cloud's AWS endpoint (moto server on 127.0.0.1)")
+    local.add_argument("action", choices=["up", "down", "status", "env"])
+    local.add_argument("--port", type=int, default=None,
+                       help=f"TCP port on 127.0.0.1 (default $NODESTACK_LOCAL_PORT or {server.DEFAULT_PORT})")
+    local.set_defaults(func=_local)
+
+    image = sub.add_parser("image", help="the local Debian 12 systemd base image")
+    image.add_argument("action", choices=["build"])
+    image.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
+    image.set_defaults(func=_image)
+
+    bench.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (server.LocalCloudError, RuntimeError) as exc:
+        print(f"nodestack: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,175 @@
+"""Start, stop and inspect the local AWS endpoint (a moto server on loopback)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from nodestack.paths import containers_conf, state_dir
+
+DEFAULT_PORT = 5055
+DEFAULT_REGION = "us-east-1"
+HOST = "127.0.0.1"
+_MARKER = "nodestack.local_cloud.endpoint"
+
+
+class LocalCloudError(RuntimeError):
+    """A failure the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    pid: int
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+
+def default_port() -> int:
+    raw = os.environ.get("NODESTACK_LOCAL_PORT", str(DEFAULT_PORT))
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise LocalCloudError(f"NODESTACK_LOCAL_PORT={raw!r} is not a TCP port: set it to a number 1-65535")
+    return int(raw)
+
+
+def _pid_file() -> Path:
+    return state_dir() / "local-cloud.json"
+
+
+def log_file() -> Path:
+    return state_dir() / "local-cloud.log"
+
+
+def request_log_file() -> Path:
+    return state_dir() / "local-cloud-requests.jsonl"
+
+
+def _is_ours(pid: int) -> bool:
+    """True if pid is alive and is the endpoint process this project started."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return _MARKER in cmdline
+
+
+def current() -> Endpoint | None:
+    """The running endpoint recorded in the state directory, or None (stale records are removed)."""
+    path = _pid_file()
+    try:
+        data = json.loads(path.read_text())
+        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if _is_ours(endpoint.pid):
+        return endpoint
+    path.unlink(missing_ok=True)
+    return None
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
+
+
+def answers(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=timeout) as resp:
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True) -> tuple[Endpoint, bool]:
+    """Start the endpoint unless ours already runs; returns (endpoint, started_now)."""
+    port = default_port() if port is None else port
+    running = current()
+    if running is not None:
+        if running.port != port:
+            raise LocalCloudError(
+                f"the local cloud already runs on port {running.port}, not {port}: "
+                f"use it, or stop it first with `nodestack local down`"
+            )
+        return running, False
+    if not _port_free(port):
+        raise LocalCloudError(
+            f"port {port} on {HOST} is already in use by another process: "
+            f"free it, or pick another port with --port or NODESTACK_LOCAL_PORT"
+        )
+    cmd = [sys.executable, "-m", _MARKER, "--host", HOST, "--port", str(port),
+           "--request-log", str(request_log_file())]
+    if not fixes:
+        cmd.append("--no-fixes")
+    with log_file().open("ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    endpoint = Endpoint(pid=proc.pid, port=port)
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise LocalCloudError(f"the local endpoint exited with code {proc.returncode}; see {log_file()}")
+        if answers(endpoint.url):
+            _pid_file().write_text(json.dumps({"pid": proc.pid, "port": port}))
+            return endpoint, True
+        time.sleep(0.1)
+    _terminate(proc.pid)
+    raise LocalCloudError(f"the local endpoint did not answer on {endpoint.url} within {wait_seconds:.0f}s; see {log_file()}")
+
+
+def _terminate(pid: int, grace: float = 5.0) -> None:
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
+        except ChildProcessError:  # not our child: poll /proc instead
+            if not Path(f"/proc/{pid}").exists():
+                return
+        time.sleep(0.05)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def down() -> Endpoint | None:
+    """Stop the endpoint this project started (by its recorded pid); None if nothing ran."""
+    running = current()
+    if running is None:
+        return None
+    _terminate(running.pid)
+    _pid_file().unlink(missing_ok=True)
+    return running
+
+
+def environment(port: int) -> dict[str, str]:
+    """Variables that point boto3, Ansible's AWS modules and Podman at the local cloud."""
+    return {
+        "AWS_ENDPOINT_URL": f"http://{HOST}:{port}",
+        "AWS_REGION": DEFAULT_REGION,
+        "AWS_DEFAULT_REGION": DEFAULT_REGION,
+        # moto accepts any credentials; these never reach AWS.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "CONTAINERS_CONF": str(containers_conf()),
+    }
