@@ -81,14 +81,14 @@ def run_playbook(*args: str) -> Metrics:
     if endpoint is None:
         raise RuntimeError("the local cloud is not running: start it with `nodestack local up`")
     env = {**os.environ, **server.environment(endpoint.port)}
-    offset = request_log.log_size(server.request_log_file())
+    offset = request_log.log_size(endpoint.request_log)
     start = time.monotonic()
-    result = subprocess.run(["ansible-playbook", *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
     wall = time.monotonic() - start
     if result.returncode != 0:
         raise RuntimeError(f"ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
     changed = sum(int(m.group(2)) for m in _RECAP.finditer(result.stdout))
-    calls, _ = request_log.count_calls(server.request_log_file(), offset)
+    calls, _ = request_log.count_calls(endpoint.request_log, offset)
     return {"wall_s": wall, "changed": changed, "api_calls": calls}
 
 

@@ -30,6 +30,7 @@ class LocalCloudError(RuntimeError):
 class Endpoint:
     pid: int
     port: int
+    request_log: Path
 
     @property
     def url(self) -> str:
@@ -69,7 +70,7 @@ def current() -> Endpoint | None:
     path = _pid_file()
     try:
         data = json.loads(path.read_text())
-        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]))
+        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]), request_log=Path(data["request_log"]))
     except (OSError, ValueError, KeyError):
         return None
     if _is_ours(endpoint.pid):
@@ -119,13 +120,13 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True) 
     with log_file().open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    endpoint = Endpoint(pid=proc.pid, port=port)
+    endpoint = Endpoint(pid=proc.pid, port=port, request_log=request_log_file())
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise LocalCloudError(f"the local endpoint exited with code {proc.returncode}; see {log_file()}")
         if answers(endpoint.url):
-            _pid_file().write_text(json.dumps({"pid": proc.pid, "port": port}))
+            _pid_file().write_text(json.dumps({"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log)}))
             return endpoint, True
         time.sleep(0.1)
     _terminate(proc.pid)

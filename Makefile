@@ -1,0 +1,28 @@
+# `make up`: set up, start the local cloud, build the base image, run site.yml on it.
+# `make test`: set up, then every check and test (see scripts/test.sh).
+SHELL := /bin/bash
+VENV := .venv/bin
+export PATH := $(CURDIR)/$(VENV):$(PATH)
+export CONTAINERS_CONF ?= $(CURDIR)/config/containers.conf
+
+.PHONY: setup up down test bench lint
+
+setup:
+	@scripts/setup.sh
+
+up: setup
+	nodestack local up
+	nodestack image build
+	eval "$$(nodestack local env)" && ansible-playbook site.yml
+
+down: setup
+	nodestack local down
+
+test: setup
+	scripts/test.sh
+
+lint: setup
+	scripts/test.sh --lint-only
+
+bench: setup
+	nodestack bench

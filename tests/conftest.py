@@ -1,0 +1,85 @@
+"""Shared fixtures: a local cloud of the tests' own, on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import boto3
+from botocore.config import Config
+import pytest
+
+from nodestack.local_cloud import server
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run `nodestack ...` as a user would, in a separate process."""
+    return subprocess.run([sys.executable, "-m", "nodestack.cli", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment for a CLI run with its own state dir and port; stops what it started."""
+    env = {**os.environ, "NODESTACK_STATE_DIR": str(tmp_path / "state"), "NODESTACK_LOCAL_PORT": str(free_port())}
+    yield env
+    cli("local", "down", env=env)
+
+
+@contextmanager
+def using_state(path: Path) -> Iterator[None]:
+    """Point the server functions at another state directory for the duration."""
+    previous = os.environ.get("NODESTACK_STATE_DIR")
+    os.environ["NODESTACK_STATE_DIR"] = str(path)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("NODESTACK_STATE_DIR", None)
+        else:
+            os.environ["NODESTACK_STATE_DIR"] = previous
+
+
+@contextmanager
+def endpoint_in(state: Path, fixes: bool = True) -> Iterator[server.Endpoint]:
+    """A local endpoint of the tests' own, stopped afterwards."""
+    with using_state(state):
+        endpoint, _ = server.up(port=free_port(), fixes=fixes)
+    try:
+        yield endpoint
+    finally:
+        with using_state(state):
+            server.down()
+
+
+@pytest.fixture(scope="session")
+def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.Endpoint]:
+    """One fixed local cloud for the session, with the project's fixes applied."""
+    with endpoint_in(tmp_path_factory.mktemp("cloud")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="session")
+def aws_env(local_cloud: server.Endpoint) -> dict[str, str]:
+    """Process environment pointing boto3, Ansible and the CLI at the session's local cloud."""
+    return {**os.environ, **server.environment(local_cloud.port)}
+
+
+def client(url: str, service: str):  # type: ignore[no-untyped-def]
+    """boto3 client for a local endpoint; no retries, so an emulator error shows at once."""
+    return boto3.client(service, endpoint_url=url, region_name=server.DEFAULT_REGION,
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=Config(retries={"max_attempts": 1}))
