@@ -32,7 +32,7 @@ class Recipe:
             "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n",
     })
     cleanup: tuple[str, ...] = (
-        "/etc/ssh/ssh_host_*", "/var/cache/apt/archives/*.deb", "/var/lib/apt/lists/*",
+        "/etc/ssh/ssh_host_*", "/var/cache/apt/archives/*.deb",
     )
 
     def digest(self) -> str:
