@@ -70,7 +70,7 @@ def current() -> Endpoint | None:
     path = _pid_file()
     try:
         data = json.loads(path.read_text())
-        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]), request_log=Path(data["request_log"]))
+        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]), request_log=Path(data.get("request_log", request_log_file())))
     except (OSError, ValueError, KeyError):
         return None
     if _is_ours(endpoint.pid):

@@ -1,0 +1,30 @@
+"""`nodestack bench` writes a report with wall seconds, changed counts and AWS API calls."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from nodestack.local_cloud import server
+from tests.conftest import cli
+
+
+def test_bench_reports_start_time_and_playbook_counts(tmp_path: Path, local_cloud: server.Endpoint) -> None:
+    # The session's local cloud is the one the playbook scenario must find and count.
+    env = {**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)}
+    result = cli("bench", "--scenario", "local-cloud-start", "--scenario", "site-local", "--runs", "1",
+                 "--out", str(tmp_path), env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["local-cloud-start"]["median"]["wall_s"] > 0
+    site = report["site-local"]["median"]
+    assert site["changed"] == 0
+    assert site["api_calls"] == 2  # preflight: sts:GetCallerIdentity + iam:ListAccountAliases
+    table = (tmp_path / "report.md").read_text()
+    assert "| site-local | 1 |" in table
+
+
+def test_unknown_scenario_is_named(tmp_path: Path) -> None:
+    result = cli("bench", "--scenario", "nope", "--out", str(tmp_path))
+    assert result.returncode == 2 and "unknown scenario(s) nope" in result.stderr
