@@ -34,6 +34,9 @@ step ansible-lint ansible-lint --profile production
 step syntax-check syntax_check_all
 [ "${1:-}" = "--lint-only" ] && { echo "summary: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
+# Molecule and the image tests boot containers from the local base image (cached by recipe).
+step "base image" nodestack image build
+
 # pytest's own counts join the summary; exit 5 (no test collected) is a failure.
 pytest -p no:cacheprovider --junitxml=.state/pytest.xml tests
 rc=$?

@@ -20,11 +20,16 @@ PLAY = """\
 """
 
 
-@pytest.mark.parametrize(("role", "override", "named"), [
-    ("base", "base_sshd_permit_root_login=maybe", "base_sshd_permit_root_login"),
-    ("base", "base_sshd_port=twenty-two", "base_sshd_port"),
+@pytest.mark.parametrize(("role", "override", "named", "checks_passed"), [
+    ("base", "base_sshd_permit_root_login=maybe", "base_sshd_permit_root_login", 0),
+    ("base", "base_sshd_port=twenty-two", "base_sshd_port", 0),
+    ("nodejs", "nodejs_install_method=curl", "nodejs_install_method", 0),
+    # semver is checked by the role's first task, right after the argument spec
+    ("nodejs", "nodejs_version=22", "nodejs_version=22 is invalid", 1),
 ])
-def test_bad_role_input_fails_before_any_task(tmp_path: Path, role: str, override: str, named: str) -> None:
+def test_bad_role_input_fails_before_any_change(
+    tmp_path: Path, role: str, override: str, named: str, checks_passed: int
+) -> None:
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAY.format(role=role))
     result = subprocess.run(
@@ -35,5 +40,5 @@ def test_bad_role_input_fails_before_any_task(tmp_path: Path, role: str, overrid
     assert result.returncode != 0
     assert "Validating arguments against arg spec" in result.stdout
     assert named in result.stdout
-    # The validation task is the only one that ran: nothing was touched.
-    assert "ok=0" in result.stdout and "changed=0" in result.stdout
+    # Only validation ran: nothing was touched.
+    assert f"ok={checks_passed} " in result.stdout and "changed=0" in result.stdout
