@@ -70,7 +70,8 @@ def current() -> Endpoint | None:
     path = _pid_file()
     try:
         data = json.loads(path.read_text())
-        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]), request_log=Path(data.get("request_log", request_log_file())))
+        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]),
+                            request_log=Path(data.get("request_log", request_log_file())))
     except (OSError, ValueError, KeyError):
         return None
     if _is_ours(endpoint.pid):
@@ -126,7 +127,8 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True) 
         if proc.poll() is not None:
             raise LocalCloudError(f"the local endpoint exited with code {proc.returncode}; see {log_file()}")
         if answers(endpoint.url):
-            _pid_file().write_text(json.dumps({"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log)}))
+            record = {"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log)}
+            _pid_file().write_text(json.dumps(record))
             return endpoint, True
         time.sleep(0.1)
     _terminate(proc.pid)
