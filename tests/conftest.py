@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,15 +13,11 @@ import boto3
 from botocore.config import Config
 import pytest
 
+from nodestack.bench import free_port
 from nodestack.local_cloud import server
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+BIN = Path(sys.executable).parent  # the venv's ansible-playbook etc., whatever PATH says
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -35,7 +35,8 @@ class Scenario:
     default_runs: int = 3
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -49,7 +50,7 @@ def _cli(*args: str, env: dict[str, str]) -> None:
 def local_cloud_start() -> Metrics:
     """`nodestack local up` from nothing to an answering endpoint, in a scratch state dir."""
     with tempfile.TemporaryDirectory() as scratch:
-        env = {**os.environ, "NODESTACK_STATE_DIR": scratch, "NODESTACK_LOCAL_PORT": str(_free_port())}
+        env = {**os.environ, "NODESTACK_STATE_DIR": scratch, "NODESTACK_LOCAL_PORT": str(free_port())}
         start = time.monotonic()
         _cli("local", "up", env=env)
         wall = time.monotonic() - start

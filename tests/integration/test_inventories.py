@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
-
-BIN = Path(sys.executable).parent
+from tests.conftest import BIN, REPO
 
 
 @pytest.mark.parametrize("env", ["local", "dev", "prod"])

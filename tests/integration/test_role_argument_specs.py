@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import BIN, REPO
 
 PLAY = """\
 - name: Apply {role} with one bad input
@@ -33,7 +32,7 @@ def test_bad_role_input_fails_before_any_change(
     playbook = tmp_path / "play.yml"
     playbook.write_text(PLAY.format(role=role))
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", override],
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-e", override],
         cwd=REPO, env={"PATH": "/usr/bin:/bin", "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_FORCE_COLOR": "0"},
         capture_output=True, text=True, timeout=120, check=False,
     )

@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from nodestack.local_cloud import request_log, server
-from tests.conftest import REPO
+from tests.conftest import BIN, REPO
 
 
 def playbook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args], cwd=REPO, env={**env, "ANSIBLE_FORCE_COLOR": "0"},
+    return subprocess.run([str(BIN / "ansible-playbook"), *args], cwd=REPO, env={**env, "ANSIBLE_FORCE_COLOR": "0"},
                           capture_output=True, text=True, timeout=300, check=False)
 
 
@@ -43,7 +41,7 @@ def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_c
     ("aws_region=moon-1", "aws_region=moon-1 is invalid"),
     ("stack_env=staging", "stack_env=staging is invalid"),
     ("stack_app_name=Bad_Name", "stack_app_name=Bad_Name is invalid"),
-    ("aws_endpoint_url=http://10.0.0.5:5055", "aws_endpoint_url=http://10.0.0.5:5055 is not a loopback URL"),
+    ("aws_endpoint_url=http://aws.example.invalid:5055", "aws_endpoint_url=http://aws.example.invalid:5055 is not a loopback URL"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str
