@@ -4,6 +4,7 @@ from __future__ import annotations
 
 VERSION = "22.11.0"
 ROOT = "/opt/nodejs"
+testinfra_hosts = ["podman://nodejs-instance"]  # the tarball method; test_nodejs_package.py has the other
 
 
 def test_node_runs_the_pinned_version(host) -> None:  # type: ignore[no-untyped-def]
