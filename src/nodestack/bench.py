@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from nodestack import molecule_runner
 from nodestack.local_cloud import base_image, request_log, server
 from nodestack.paths import REPO_ROOT, podman_env, state_dir
 
@@ -93,11 +94,22 @@ def run_playbook(*args: str) -> Metrics:
     return {"wall_s": wall, "changed": changed, "api_calls": calls}
 
 
+def molecule_roles() -> Metrics:
+    """Every Molecule scenario, as `make test` runs them; total and per-scenario wall seconds."""
+    start = time.monotonic()
+    runs = molecule_runner.run_all(molecule_runner.scenarios())
+    failed = [r.name for r in runs if not r.ok]
+    if failed:
+        raise RuntimeError(f"Molecule scenario(s) failed: {', '.join(failed)}; logs in {state_dir() / 'molecule'}")
+    return {"wall_s": time.monotonic() - start, **{f"{r.name}_s": r.wall_s for r in runs}}
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("local-cloud-start", "local endpoint: `nodestack local up` until it answers", local_cloud_start, 5),
     Scenario("base-image-cold", "base image: debootstrap + podman import", base_image_cold, 1),
     Scenario("base-image-cached", "base image: cached run, recipe unchanged", base_image_cached, 5),
     Scenario("site-local", "`ansible-playbook site.yml` on the local cloud", lambda: run_playbook("site.yml"), 3),
+    Scenario("molecule-roles", "all Molecule scenarios, $NODESTACK_MOLECULE_JOBS (3) at a time", molecule_roles, 1),
 )}
 
 
@@ -114,13 +126,14 @@ def run(names: list[str], runs: int | None) -> dict[str, dict[str, object]]:
 
 
 def to_markdown(report: dict[str, dict[str, object]]) -> str:
-    lines = ["| scenario | runs | wall s (median) | changed | AWS API calls | what |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| scenario | runs | wall s (median) | changed | AWS API calls | what | more |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for name, row in report.items():
         med: dict[str, float] = row["median"]  # type: ignore[assignment]
         cells = [name, str(row["runs"]), f"{med['wall_s']:.2f}",
                  str(int(med["changed"])) if "changed" in med else "-",
-                 str(int(med["api_calls"])) if "api_calls" in med else "-", str(row["summary"])]
+                 str(int(med["api_calls"])) if "api_calls" in med else "-", str(row["summary"]),
+                 ", ".join(f"{k} {v:g}" for k, v in med.items() if k not in ("wall_s", "changed", "api_calls")) or "-"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

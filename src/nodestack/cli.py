@@ -1,4 +1,4 @@
-"""Command line: `nodestack local ...`, `nodestack image ...`, `nodestack bench ...`."""
+"""Command line: `nodestack local ...`, `nodestack image ...`, `nodestack molecule ...`, `nodestack bench ...`."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 import sys
 import time
 
-from nodestack import bench
+from nodestack import bench, molecule_runner
 from nodestack.local_cloud import base_image, server
 
 
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     image.set_defaults(func=_image)
 
+    molecule_runner.add_parser(sub)
     bench.add_parser(sub)
     return parser
 

@@ -25,6 +25,13 @@ PLAY = """\
     ("nodejs", "nodejs_install_method=curl", "nodejs_install_method", 0),
     # semver is checked by the role's first task, right after the argument spec
     ("nodejs", "nodejs_version=22", "nodejs_version=22 is invalid", 1),
+    ("users", '{"users_accounts": [{"ssh_keys": [], "sudo": true}]}', "missing required arguments: name", 0),
+    ("users", '{"users_accounts": [{"name": "Alice Smith"}]}', "users_accounts names", 1),
+    ("app_source", "app_source_repo=ssh://git@git.example.invalid/app.git", "app_source_version", 0),
+    ("app_source", "app_source_repo=ssh://git@git.example.invalid/app.git app_source_version=v1.0.0",
+     "app_source_known_hosts", 1),
+    ("auto_start", "auto_start_mode=lazy", "auto_start_mode", 0),
+    ("auto_start", "auto_start_mode=pull", "pull mode needs auto_start_revision", 1),
 ])
 def test_bad_role_input_fails_before_any_change(
     tmp_path: Path, role: str, override: str, named: str, checks_passed: int
