@@ -8,6 +8,7 @@ import sys
 import time
 
 from nodestack import bench, molecule_runner
+from nodestack.bake import job as bake_job
 from nodestack.local_cloud import base_image, server
 
 
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     image.set_defaults(func=_image)
 
     molecule_runner.add_parser(sub)
+    bake_job.add_parser(sub)
     bench.add_parser(sub)
     return parser
 

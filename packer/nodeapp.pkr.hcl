@@ -1,0 +1,202 @@
+# Golden AMI of the app server: the source AMI + playbooks/app_server.yml, cleaned and
+# checked inside before the image is taken. One template for dev and prod: the bake job
+# (`nodestack bake --env dev --env prod`) runs it once per environment with that
+# environment's variables (packer/vars/<env>.pkrvars.hcl) and reads AMI ids from the
+# manifest. Local mode adds packer/vars/local.pkrvars.hcl and the build container's port.
+
+variable "env" {
+  type        = string
+  description = "dev or prod: picks the AMI name, tags and the playbook's variables."
+}
+
+variable "region" {
+  type    = string
+  default = "us-east-1"
+}
+
+variable "ec2_endpoint" {
+  type        = string
+  default     = ""
+  description = "EC2 endpoint URL; empty for AWS itself, the local endpoint in local mode."
+}
+
+variable "source_ami" {
+  type        = string
+  default     = ""
+  description = "Exact source AMI id; empty: the newest AMI matching source_ami_owners + source_ami_name."
+}
+
+variable "source_ami_owners" {
+  type    = list(string)
+  default = ["136693071363"] # Debian's official account
+}
+
+variable "source_ami_name" {
+  type    = string
+  default = "debian-12-amd64-*"
+}
+
+variable "instance_type" {
+  type    = string
+  default = "t3.small"
+}
+
+variable "volume_size_gb" {
+  type        = number
+  default     = 16
+  description = "Root volume size (GiB), encrypted gp3, deleted with the build instance."
+}
+
+variable "ssh_username" {
+  type    = string
+  default = "admin" # Debian's AMIs
+}
+
+variable "ssh_host" {
+  type        = string
+  default     = ""
+  description = "Connect here instead of the instance's address; local mode: 127.0.0.1 only."
+}
+
+variable "ssh_port" {
+  type    = number
+  default = 22
+}
+
+variable "ssh_keypair_name" {
+  type        = string
+  default     = ""
+  description = "Existing key pair (local mode: the job's one-time key); empty: Packer makes a temporary one."
+}
+
+variable "ssh_private_key_file" {
+  type    = string
+  default = ""
+}
+
+variable "build_timestamp" {
+  type        = string
+  description = "UTC, yyyymmddHHMMSS; part of the AMI name."
+}
+
+variable "git_revision" {
+  type        = string
+  description = "Commit of this repository the image was built from."
+}
+
+variable "nodejs_version" {
+  type = string
+}
+
+variable "app_revision" {
+  type = string
+}
+
+variable "playbook_vars_file" {
+  type        = string
+  description = "YAML file of variables for playbooks/app_server.yml (the job writes it)."
+}
+
+variable "manifest_path" {
+  type = string
+}
+
+locals {
+  ami_name = "nodeapp-${var.env}-${var.build_timestamp}"
+  origin_tags = {
+    Name           = local.ami_name
+    Project        = "nodestack"
+    Environment    = var.env
+    BuildTimestamp = var.build_timestamp
+    GitRevision    = var.git_revision
+    SourceAmi      = "{{ .SourceAMI }}"
+    SourceAmiName  = "{{ .SourceAMIName }}"
+    NodejsVersion  = var.nodejs_version
+    AppRevision    = var.app_revision
+    validated      = "false" # only the bake job sets "true", after validation
+  }
+}
+
+source "amazon-ebs" "app" {
+  region                 = var.region
+  custom_endpoint_ec2    = var.ec2_endpoint
+  skip_region_validation = var.ec2_endpoint != ""
+
+  source_ami = var.source_ami
+  source_ami_filter {
+    filters = var.source_ami != "" ? { "image-id" = var.source_ami } : {
+      name                = var.source_ami_name
+      architecture        = "x86_64"
+      root-device-type    = "ebs"
+      virtualization-type = "hvm"
+    }
+    owners      = var.source_ami_owners
+    most_recent = true
+  }
+
+  instance_type = var.instance_type
+  # IMDSv2: Packer 1.6.6 has no metadata_options; the bake job requires tokens on the build
+  # instance (ModifyInstanceMetadataOptions) as soon as it appears and fails the bake otherwise.
+  launch_block_device_mappings {
+    device_name           = "/dev/xvda"
+    volume_size           = var.volume_size_gb
+    volume_type           = "gp3"
+    iops                  = 3000
+    throughput            = 125
+    encrypted             = true
+    delete_on_termination = true
+  }
+
+  communicator         = "ssh"
+  ssh_username         = var.ssh_username
+  ssh_host             = var.ssh_host
+  ssh_port             = var.ssh_port
+  ssh_keypair_name     = var.ssh_keypair_name
+  ssh_private_key_file = var.ssh_private_key_file
+  ssh_timeout          = "5m"
+
+  ami_name        = local.ami_name
+  ami_description = "nodeapp ${var.env} app server, app ${var.app_revision}, Node.js ${var.nodejs_version}"
+  tags            = local.origin_tags
+  run_tags        = merge(local.origin_tags, { Name = "packer-build-${local.ami_name}" })
+}
+
+build {
+  sources = ["source.amazon-ebs.app"]
+
+  provisioner "ansible" {
+    playbook_file = "${path.root}/../playbooks/app_server.yml"
+    user          = var.ssh_username
+    use_proxy     = false
+    use_sftp      = true
+    extra_arguments = [
+      "--become",
+      "--extra-vars", "app_server_hosts=default",
+      "--extra-vars", "@${var.playbook_vars_file}",
+    ]
+    ansible_env_vars = [
+      "ANSIBLE_CONFIG=${path.root}/../ansible.cfg",
+      "ANSIBLE_ROLES_PATH=${path.root}/../roles",
+      "ANSIBLE_FORCE_COLOR=0",
+    ]
+  }
+
+  # Clean and check the image from inside; a failure here fails the bake before any AMI.
+  provisioner "shell" {
+    script          = "${path.root}/scripts/finalize-image.sh"
+    execute_command = "sudo env {{ .Vars }} bash '{{ .Path }}'"
+    environment_vars = [
+      "BUILD_USER=${var.ssh_username}",
+    ]
+  }
+
+  post-processor "manifest" {
+    output     = var.manifest_path
+    strip_path = true
+    custom_data = {
+      env          = var.env
+      ami_name     = local.ami_name
+      app_revision = var.app_revision
+    }
+  }
+}

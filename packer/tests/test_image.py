@@ -1,0 +1,36 @@
+"""Checks a baked image must pass before its AMI is promoted (run by the bake job).
+
+The same checks as molecule/app_server, against the build host:
+  pytest packer/tests --hosts=podman://<build container>   (local mode)
+with NODESTACK_EXPECT_NODE and NODESTACK_EXPECT_REVISION set by the job.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+NODE = os.environ["NODESTACK_EXPECT_NODE"]
+REVISION = os.environ["NODESTACK_EXPECT_REVISION"]
+HEALTH = ("python3 -c 'import urllib.request; "
+          "print(urllib.request.urlopen(\"http://127.0.0.1:3000/health\", timeout=5).read().decode())'")
+
+
+def test_pinned_node(host) -> None:  # type: ignore[no-untyped-def]
+    assert host.check_output("node --version") == f"v{NODE}"
+
+
+def test_unit_enabled_for_boot(host) -> None:  # type: ignore[no-untyped-def]
+    assert host.service("nodeapp").is_enabled
+
+
+def test_healthy_after_a_restart_of_the_unit(host) -> None:  # type: ignore[no-untyped-def]
+    restart = host.run("systemctl restart nodeapp")  # active only once /health answers 200
+    assert restart.rc == 0, host.run("journalctl -u nodeapp --no-pager -n 30 -o cat").stdout
+    health = json.loads(host.check_output(HEALTH))
+    expected = host.check_output("runuser -u nodeapp -- git -C /srv/nodeapp/app rev-parse %s^{commit}", REVISION)
+    assert health["status"] == "ok" and health["version"] == expected
+
+
+def test_no_keys_or_history_left(host) -> None:  # type: ignore[no-untyped-def]
+    assert host.run("ls /etc/ssh/ssh_host_* /root/.ssh/authorized_keys /home/admin/.ssh/authorized_keys").rc != 0

@@ -1,0 +1,1 @@
+"""The golden-AMI bake job: Packer + the app-server playbook, validation, promotion, pruning."""

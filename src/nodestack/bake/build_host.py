@@ -1,0 +1,100 @@
+"""Local mode's build host: a systemd container from the base image, sshd published on
+127.0.0.1 only, with a one-time key that is also imported into the emulator as the key
+pair Packer names. Removed afterwards, also on failure or Ctrl-C."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from nodestack.bench import free_port
+from nodestack.local_cloud import base_image
+from nodestack.paths import REPO_ROOT, podman_env, state_dir
+
+BUILD_USER = "admin"  # what Debian's AMIs call their first user
+
+
+class BuildHostError(RuntimeError):
+    pass
+
+
+def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True,
+                            timeout=timeout, check=False)
+    if check and result.returncode != 0:
+        raise BuildHostError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-500:]}")
+    return result
+
+
+@dataclass
+class LocalBuildHost:
+    """`with LocalBuildHost(name, ec2) as host:` -> host.port, host.key_file, host.key_name."""
+
+    name: str
+    ec2: object  # boto3 EC2 client of the local endpoint
+    port: int = 0
+    key_file: Path | None = None
+    key_name: str = ""
+
+    def __enter__(self) -> LocalBuildHost:
+        try:
+            self._start()
+        except BaseException:
+            self.remove()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.remove()
+
+    def _start(self) -> None:
+        fixtures = REPO_ROOT / ".state"  # where scripts/test-fixtures.sh makes the mirror and remote
+        subprocess.run([str(REPO_ROOT / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
+        workdir = self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=state_dir()))
+        self.key_file = workdir / "build_key"
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(self.key_file)],
+                       check=True, timeout=30)
+        public_key = (workdir / "build_key.pub").read_text()
+        self.key_name = self.name
+        self.ec2.import_key_pair(KeyName=self.key_name, PublicKeyMaterial=public_key.encode())  # type: ignore[attr-defined]
+        self.port = free_port()
+        podman("run", "-d", "--name", self.name, "--systemd=always", "--label", "io.nodestack.role=build-host",
+               "-p", f"127.0.0.1:{self.port}:22",
+               "-v", f"{fixtures / 'git-fixture'}:/srv/app-remote:ro",
+               "-v", f"{fixtures / 'node-mirror'}:/srv/node-mirror:ro",
+               base_image.IMAGE, "/sbin/init")
+        script = (
+            f"useradd -m -s /bin/bash {BUILD_USER}"
+            f" && install -d -m 0700 -o {BUILD_USER} -g {BUILD_USER} /home/{BUILD_USER}/.ssh"
+            f" && install -m 0600 -o {BUILD_USER} -g {BUILD_USER} /dev/stdin /home/{BUILD_USER}/.ssh/authorized_keys"
+            f" && echo '{BUILD_USER} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-build"
+            # the mounted remote belongs to another uid; git refuses that unless trusted
+            " && printf '[safe]\\n\\tdirectory = /srv/app-remote/app.git\\n' >> /etc/gitconfig"
+        )
+        result = subprocess.run(["podman", "exec", "-i", self.name, "sh", "-c", script], input=public_key,
+                                env=podman_env(), capture_output=True, text=True, timeout=60, check=False)
+        if result.returncode != 0:
+            raise BuildHostError(f"preparing build host {self.name} failed: {result.stderr.strip()}")
+        self._wait_for_sshd()
+
+    def _wait_for_sshd(self, timeout_s: float = 60) -> None:
+        deadline = time.monotonic() + timeout_s
+        while podman("exec", self.name, "systemctl", "is-active", "-q", "ssh", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise BuildHostError(f"sshd in build host {self.name} did not start within {timeout_s:.0f}s")
+            time.sleep(0.5)
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)
+        if getattr(self, "_workdir", None):
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        if self.key_name:
+            try:
+                self.ec2.delete_key_pair(KeyName=self.key_name)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass

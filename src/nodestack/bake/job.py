@@ -1,0 +1,291 @@
+"""`nodestack bake`: preflight, then per environment in parallel: build host, Packer,
+validation, promotion, pruning; one summary table and a JSON report. Exit 1 if any
+environment failed; a failed environment's AMI is never promoted."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from nodestack.bake import packer_build, registry, settings, validate
+from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, podman
+from nodestack.local_cloud import base_image, server
+from nodestack.paths import REPO_ROOT, state_dir
+
+APP = "nodeapp"
+DEFAULT_KEEP = 5
+DEFAULT_TIMEOUT_S = 1800
+
+
+@dataclass
+class EnvResult:
+    env: str
+    ami_id: str = ""
+    ami_name: str = ""
+    duration_s: float = 0.0
+    validation: str = "not run"
+    promoted: bool = False
+    ssm_parameter: str = ""
+    pruned: list[str] = field(default_factory=list)
+    error: str = ""
+    phases: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.promoted and not self.error
+
+
+@dataclass(frozen=True)
+class Target:
+    local: bool
+    region: str
+    aws_env: dict[str, str]  # for Packer and boto3
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region, endpoint_url=self.aws_env.get("AWS_ENDPOINT_URL"),
+                            aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID"),
+                            aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY"),
+                            config=Config(retries={"max_attempts": 3}))
+
+
+class BakeError(RuntimeError):
+    pass
+
+
+def resolve_target(local: bool) -> Target:
+    if not local:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        return Target(False, region, {k: v for k, v in os.environ.items() if k.startswith("AWS_")})
+    endpoint = server.current()
+    if endpoint is None:
+        raise BakeError("the local cloud is not running: start it with `nodestack local up` (or use --target aws)")
+    return Target(True, server.DEFAULT_REGION, server.environment(endpoint.port))
+
+
+def git_revision() -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
+    revision = git("rev-parse", "HEAD") or "unknown"
+    return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def packer_env(target: Target) -> dict[str, str]:
+    venv_bin = str(Path(sys.executable).parent)  # Packer's Ansible provisioner runs ansible-playbook
+    return {**os.environ, **target.aws_env, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
+def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir: Path, stamp: str) -> dict[str, str]:
+    variables = {
+        "region": target.region,
+        "build_timestamp": stamp,
+        "git_revision": git_revision(),
+        "nodejs_version": env_settings.nodejs_version,
+        "app_revision": env_settings.app_revision,
+        "playbook_vars_file": str(workdir / "playbook-vars.json"),
+        "manifest_path": str(workdir / "manifest.json"),
+    }
+    if target.local:
+        variables.update({
+            "ec2_endpoint": target.aws_env["AWS_ENDPOINT_URL"],
+            # the emulator has no Debian image: its bundled Ubuntu images stand in as the source
+            "source_ami_owners": '["099720109477"]',
+            "source_ami_name": "ubuntu/images/hvm-ssd/ubuntu-*-amd64-server-*",
+            "ssh_username": BUILD_USER,
+            "ssh_host": "127.0.0.1",  # never an address the emulator invented
+        })
+    return variables
+
+
+def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[str, Any]) -> tuple[Target, dict[str, settings.EnvSettings]]:
+    """Everything checkable before anything is launched; BakeError/BakeConfigError naming the fix."""
+    if not envs:
+        raise BakeError("no environment given: use --env dev and/or --env prod")
+    if keep < 1:
+        raise BakeError(f"--keep {keep} is invalid: keep at least 1 validated AMI per environment")
+    if shutil.which("packer") is None:
+        raise BakeError("packer is not installed: run scripts/setup.sh (Debian package `packer`)")
+    target = resolve_target(target_local)
+    loaded = {env: settings.load(env, target.local, overrides) for env in dict.fromkeys(envs)}
+    try:
+        target.client("sts").get_caller_identity()
+    except (BotoCoreError, ClientError) as exc:
+        raise BakeError(f"cannot reach AWS with the current credentials/endpoint: {exc}") from exc
+    if target.local and podman("image", "exists", base_image.IMAGE, check=False).returncode != 0:
+        raise BakeError(f"{base_image.IMAGE} is missing: run `nodestack image build`")
+    scratch = state_dir() / "bake" / "preflight"
+    for env, env_settings in loaded.items():
+        var_file = REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl"
+        packer_build.validate(var_file, packer_variables(target, env_settings, scratch, "00000000000000"),
+                              packer_env(target))
+    return target, loaded
+
+
+@contextmanager
+def env_lock(env: str) -> Iterator[None]:
+    path = state_dir() / "bake" / f"{env}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise BakeError(f"a bake of {env} is already running (lock {path}); wait for it to finish") from exc
+        yield
+
+
+class ImdsGuard(threading.Thread):
+    """Requires IMDSv2 on the build instance as soon as it appears (Packer 1.6.6 cannot)."""
+
+    def __init__(self, ec2: Any, ami_name: str) -> None:
+        super().__init__(daemon=True)
+        self.ec2, self.run_name = ec2, f"packer-build-{ami_name}"
+        self.instance_id = ""
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.wait(1):
+            try:
+                reservations = self.ec2.describe_instances(Filters=[
+                    {"Name": "tag:Name", "Values": [self.run_name]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
+                for instance in (i for r in reservations for i in r["Instances"]):
+                    self.ec2.modify_instance_metadata_options(InstanceId=instance["InstanceId"],
+                                                              HttpTokens="required", HttpEndpoint="enabled")
+                    self.instance_id = instance["InstanceId"]
+                    return
+            except (BotoCoreError, ClientError):
+                continue
+
+    def enforced(self) -> bool:
+        if not self.instance_id:
+            return False
+        instance = self.ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"][0]["Instances"][0]
+        return bool(instance.get("MetadataOptions", {}).get("HttpTokens") == "required")
+
+
+def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prune_dry_run: bool,
+             timeout_s: float) -> EnvResult:
+    env = env_settings.env
+    result = EnvResult(env)
+    start = time.monotonic()
+    ec2, ssm, autoscaling = target.client("ec2"), target.client("ssm"), target.client("autoscaling")
+
+    def phase(name: str, began: float) -> None:
+        result.phases[name] = round(time.monotonic() - began, 1)
+
+    try:
+        with env_lock(env):
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
+            workdir = state_dir() / "bake" / f"{env}-{stamp}"
+            workdir.mkdir(parents=True, exist_ok=True)
+            env_settings.write_vars(workdir / "playbook-vars.json")
+            variables = packer_variables(target, env_settings, workdir, stamp)
+            if not target.local:
+                raise BakeError("validating a real AMI (testinfra on an instance launched from it) is not "
+                                "implemented yet; bake with --target local")
+            began = time.monotonic()
+            with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", ec2) as host:
+                phase("build_host", began)
+                variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
+                                  "ssh_private_key_file": str(host.key_file)})
+                guard = ImdsGuard(ec2, f"nodeapp-{env}-{stamp}")
+                guard.start()
+                began = time.monotonic()
+                try:
+                    artifact = packer_build.build(REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl", variables,
+                                                  packer_env(target), env, workdir / "manifest.json",
+                                                  workdir / "packer.log", timeout_s)
+                finally:
+                    guard.stop.set()
+                phase("packer", began)
+                result.ami_id, result.ami_name = artifact.ami_id, artifact.ami_name
+                began = time.monotonic()
+                outcome = validate.testinfra(host.name, env_settings.nodejs_version, env_settings.app_revision)
+                if outcome.ok:
+                    outcome = validate.commit_and_boot(host.name, artifact.ami_id)
+                if outcome.ok and not guard.enforced():
+                    outcome = validate.Outcome(False, "IMDSv2 was not required on the build instance")
+                phase("validate", began)
+            result.validation = "passed" if outcome.ok else "failed"
+            if not outcome.ok:
+                registry.mark_failed(ec2, artifact.ami_id, outcome.detail.strip().splitlines()[-1])
+                validate.remove_local_image(artifact.ami_id)
+                raise BakeError(f"validation failed; {artifact.ami_id} deregistered, not promoted:\n{outcome.detail}")
+            result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, APP, env)
+            result.promoted = True
+            began = time.monotonic()
+            plan = registry.plan_prune(ec2, autoscaling, env, keep)
+            if not prune_dry_run:
+                registry.apply_prune(ec2, plan)
+                for ami_id in plan.remove:
+                    validate.remove_local_image(ami_id)
+            result.pruned = plan.remove
+            phase("prune", began)
+    except (BakeError, BuildHostError, packer_build.PackerError, BotoCoreError, ClientError,
+            subprocess.SubprocessError) as exc:
+        result.error = str(exc)
+    finally:
+        result.duration_s = round(time.monotonic() - start, 1)
+    return result
+
+
+def summary_table(results: list[EnvResult], prune_dry_run: bool) -> str:
+    rows = [("environment", "AMI", "duration s", "validation", "promoted", "would prune" if prune_dry_run else "pruned")]
+    for r in results:
+        rows.append((r.env, r.ami_id or "-", f"{r.duration_s:.0f}", r.validation, "yes" if r.promoted else "no",
+                     ", ".join(r.pruned) or "-"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    overrides = {"app_source_version": args.app_revision} if args.app_revision else {}
+    try:
+        target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides)
+    except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
+        print(f"bake: {exc}", file=sys.stderr)
+        print("bake: nothing was launched", file=sys.stderr)
+        return 2
+    with ThreadPoolExecutor(max_workers=len(loaded)) as pool:
+        results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout),
+                                loaded.values()))
+    print(summary_table(results, args.prune_dry_run))
+    for r in results:
+        if r.error:
+            print(f"bake {r.env}: FAILED: {r.error}", file=sys.stderr)
+    report = state_dir() / "bake" / "report.json"
+    report.write_text(json.dumps({"results": [asdict(r) for r in results], "prune_dry_run": args.prune_dry_run},
+                                 indent=2) + "\n")
+    print(f"report: {report}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = sub.add_parser("bake", help="bake, validate, promote and prune golden AMIs (dev, prod)")
+    parser.add_argument("--env", action="append", choices=settings.ENVIRONMENTS, help="repeatable: dev, prod")
+    parser.add_argument("--target", choices=["local", "aws"], default="local",
+                        help="local: the local cloud and a local build container (default); aws: real AWS")
+    parser.add_argument("--keep", type=int, default=DEFAULT_KEEP,
+                        help=f"validated AMIs kept per environment (default {DEFAULT_KEEP}), besides AMIs in use")
+    parser.add_argument("--prune-dry-run", action="store_true", help="show what pruning would remove; remove nothing")
+    parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
+                        help=f"seconds one environment's Packer build may take (default {DEFAULT_TIMEOUT_S})")
+    parser.add_argument("--app-revision", default=None, help="bake this app revision instead of the inventory's")
+    parser.set_defaults(func=run)

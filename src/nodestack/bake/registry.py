@@ -1,0 +1,90 @@
+"""The AMIs of this project in EC2: promotion (validated tag + SSM parameter) and pruning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+PROJECT_TAG = ("Project", "nodestack")
+
+
+def ssm_parameter(app: str, env: str) -> str:
+    return f"/{app}/{env}/ami/latest"
+
+
+def promote(ec2: Any, ssm: Any, ami_id: str, app: str, env: str) -> str:
+    """Mark a validated AMI and publish it where the provisioning playbooks read it."""
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "true"}])
+    name = ssm_parameter(app, env)
+    ssm.put_parameter(Name=name, Value=ami_id, Type="String", Overwrite=True,
+                      Description=f"newest validated {env} AMI of {app}, set by the bake job")
+    return name
+
+
+def mark_failed(ec2: Any, ami_id: str, reason: str) -> None:
+    """An AMI that failed validation: tagged, then deregistered with its snapshots."""
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "failed"},
+                                              {"Key": "ValidationError", "Value": reason[:250]}])
+    image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
+    _deregister(ec2, image)
+
+
+def project_images(ec2: Any, env: str) -> list[dict[str, Any]]:
+    filters = [{"Name": f"tag:{PROJECT_TAG[0]}", "Values": [PROJECT_TAG[1]]},
+               {"Name": "tag:Environment", "Values": [env]}]
+    return list(ec2.describe_images(Owners=["self"], Filters=filters)["Images"])
+
+
+def images_in_use(ec2: Any, autoscaling: Any) -> set[str]:
+    """AMIs named by any launch template version or launch configuration."""
+    used: set[str] = set()
+    for page in ec2.get_paginator("describe_launch_templates").paginate():
+        for template in page["LaunchTemplates"]:
+            versions = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])
+            used.update(v["LaunchTemplateData"].get("ImageId", "") for v in versions["LaunchTemplateVersions"])
+    for page in autoscaling.get_paginator("describe_launch_configurations").paginate():
+        used.update(c.get("ImageId", "") for c in page["LaunchConfigurations"])
+    used.discard("")
+    return used
+
+
+@dataclass
+class PrunePlan:
+    env: str
+    keep: list[str] = field(default_factory=list)
+    in_use: list[str] = field(default_factory=list)
+    remove: list[str] = field(default_factory=list)
+
+
+def plan_prune(ec2: Any, autoscaling: Any, env: str, keep: int) -> PrunePlan:
+    """Newest `keep` validated AMIs stay, and any AMI in use; the rest of the env's AMIs go."""
+    if keep < 1:
+        raise ValueError(f"--keep {keep} is invalid: keep at least 1 validated AMI")
+    images = sorted(project_images(ec2, env), key=lambda i: i.get("CreationDate", ""), reverse=True)
+    used = images_in_use(ec2, autoscaling)
+    plan = PrunePlan(env)
+    validated = 0
+    for image in images:
+        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        if tags.get("validated") == "true" and validated < keep:
+            validated += 1
+            plan.keep.append(image["ImageId"])
+        elif image["ImageId"] in used:
+            plan.in_use.append(image["ImageId"])
+        else:
+            plan.remove.append(image["ImageId"])
+    return plan
+
+
+def apply_prune(ec2: Any, plan: PrunePlan) -> None:
+    if plan.remove:
+        for image in ec2.describe_images(ImageIds=plan.remove)["Images"]:
+            _deregister(ec2, image)
+
+
+def _deregister(ec2: Any, image: dict[str, Any]) -> None:
+    ec2.deregister_image(ImageId=image["ImageId"])
+    for mapping in image.get("BlockDeviceMappings", []):
+        snapshot = mapping.get("Ebs", {}).get("SnapshotId")
+        if snapshot:
+            ec2.delete_snapshot(SnapshotId=snapshot)

@@ -1,0 +1,66 @@
+"""Validation before promotion: testinfra against the build host, and locally a boot of
+the committed image to prove the app comes up from the image alone."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from nodestack.bake.build_host import podman
+from nodestack.paths import REPO_ROOT, podman_env
+
+LOCAL_AMI_IMAGE = "localhost/nodestack-ami"
+_HEALTH = ("import urllib.request, json; "
+           "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    detail: str
+
+
+def testinfra(container: str, nodejs_version: str, app_revision: str) -> Outcome:
+    env = {**podman_env(), "NODESTACK_EXPECT_NODE": nodejs_version, "NODESTACK_EXPECT_REVISION": app_revision,
+           "PY_COLORS": "0"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header",
+                             f"--hosts=podman://{container}", str(REPO_ROOT / "packer" / "tests")],
+                            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
+    last = (result.stdout.strip().splitlines() or ["no output"])[-1]
+    return Outcome(result.returncode == 0, last if result.returncode == 0 else result.stdout[-2000:])
+
+
+def local_image(ami_id: str) -> str:
+    return f"{LOCAL_AMI_IMAGE}:{ami_id}"
+
+
+def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outcome:
+    """Commit the build host as the AMI's local image, boot a fresh container from it, and
+    wait for /health: the app must come up on boot with nobody running anything."""
+    image = local_image(ami_id)
+    podman("commit", "--quiet", container, image, timeout=300)
+    probe = f"{container}-boot"
+    podman("run", "-d", "--name", probe, "--systemd=always", image, "/sbin/init")
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            result = podman("exec", probe, "python3", "-c", _HEALTH, check=False)
+            if result.returncode == 0:
+                return Outcome(True, f"booted {image}: /health 200, version {result.stdout.strip()}")
+            if time.monotonic() > deadline:
+                journal = podman("exec", probe, "journalctl", "-u", "nodeapp", "--no-pager", "-n", "20", "-o", "cat",
+                                 check=False).stdout
+                return Outcome(False, f"a container booted from {image} did not serve /health within "
+                                      f"{timeout_s:.0f}s:\n{journal}")
+            time.sleep(1)
+    finally:
+        podman("rm", "-f", "-t", "0", probe, check=False)
+
+
+def remove_local_image(ami_id: str) -> None:
+    podman("rmi", "-f", local_image(ami_id), check=False)
+
+
