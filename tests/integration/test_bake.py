@@ -1,0 +1,141 @@
+"""`nodestack bake` on the local cloud: dev and prod baked, validated, promoted; a broken
+bake promotes nothing; bad input launches nothing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nodestack.bake import job
+from nodestack.local_cloud import server
+from nodestack.paths import podman_env
+from tests.conftest import REPO, cli, client
+
+REVISIONS_FILE = REPO / ".state/git-fixture/revisions.json"
+HEALTH = ("import urllib.request, json; "
+          "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=300,
+                          check=check)
+
+
+@pytest.fixture(scope="module")
+def bake_env(local_cloud: server.Endpoint) -> dict[str, str]:
+    """The CLI environment of the session's local cloud (its state dir holds the pid file)."""
+    return {**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)}
+
+
+@pytest.fixture(scope="module")
+def baked(bake_env: dict[str, str], local_cloud: server.Endpoint) -> Iterator[dict[str, object]]:
+    result = cli("bake", "--env", "dev", "--env", "prod", env=bake_env, timeout=1200)
+    report = json.loads((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake/report.json").read_text())
+    yield {"result": result, "report": {r["env"]: r for r in report["results"]}}
+    for entry in report["results"]:
+        if entry["ami_id"]:
+            podman("rmi", "-f", f"localhost/nodestack-ami:{entry['ami_id']}", check=False)
+
+
+def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
+    result = baked["result"]
+    assert result.returncode == 0, result.stderr[-3000:]  # type: ignore[attr-defined]
+    table = result.stdout  # type: ignore[attr-defined]
+    assert "environment  AMI" in table and "passed" in table
+    # streamed Packer output carries a prefix per build
+    assert "[dev] ==> amazon-ebs.app:" in table and "[prod] ==> amazon-ebs.app:" in table
+
+
+def test_amis_are_tagged_with_their_origin(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    ec2 = client(local_cloud.url, "ec2")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True).stdout.strip()
+    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+        image = ec2.describe_images(ImageIds=[entry["ami_id"]])["Images"][0]
+        tags = {t["Key"]: t["Value"] for t in image["Tags"]}
+        assert tags["Environment"] == env and tags["validated"] == "true" and tags["Project"] == "nodestack"
+        assert tags["GitRevision"].startswith(head)
+        assert tags["NodejsVersion"] == "22.11.0" and tags["AppRevision"] == "v1.0.0"
+        assert tags["SourceAmi"].startswith("ami-") and "ubuntu" in tags["SourceAmiName"]
+        assert len(tags["BuildTimestamp"]) == 14 and image["Name"] == f"nodeapp-{env}-{tags['BuildTimestamp']}"
+    # The build volumes went with their instances (moto's CreateImage ignores their size).
+    assert ec2.describe_volumes(Filters=[{"Name": "status", "Values": ["available"]}])["Volumes"] == []
+
+
+def test_build_instances_required_imdsv2(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    ec2 = client(local_cloud.url, "ec2")
+    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+        found = ec2.describe_instances(Filters=[{"Name": "tag:Name", "Values": [f"packer-build-{entry['ami_name']}"]}])
+        instances = [i for r in found["Reservations"] for i in r["Instances"]]
+        assert instances and all(i["MetadataOptions"]["HttpTokens"] == "required" for i in instances), env
+
+
+def test_ssm_parameters_point_at_the_promoted_amis(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    ssm = client(local_cloud.url, "ssm")
+    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+        assert ssm.get_parameter(Name=f"/nodeapp/{env}/ami/latest")["Parameter"]["Value"] == entry["ami_id"]
+
+
+def test_local_images_serve_health_after_boot(baked: dict[str, object]) -> None:
+    expected = json.loads(REVISIONS_FILE.read_text())["v1.0.0"]
+    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+        name = f"nodestack-test-boot-{env}"
+        podman("run", "-d", "--name", name, "--systemd=always", f"localhost/nodestack-ami:{entry['ami_id']}",
+               "/sbin/init")
+        try:
+            deadline = time.monotonic() + 90
+            while (probe := podman("exec", name, "python3", "-c", HEALTH, check=False)).returncode != 0:
+                assert time.monotonic() < deadline, f"{env}: no /health after boot"
+                time.sleep(1)
+            assert probe.stdout.strip() == expected
+            mode = podman("exec", name, "grep", "^AUTO_START_MODE=", "/etc/default/nodeapp").stdout.strip()
+            assert mode == f"AUTO_START_MODE={'pull' if env == 'dev' else 'baked'}"
+        finally:
+            podman("rm", "-f", "-t", "0", name, check=False)
+
+
+def test_no_build_container_or_key_pair_left(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    assert "nodestack-bake-" not in podman("ps", "-a", "--format", "{{.Names}}").stdout
+    pairs = client(local_cloud.url, "ec2").describe_key_pairs()["KeyPairs"]
+    assert not [p for p in pairs if p["KeyName"].startswith("nodestack-bake-")]
+
+
+def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[str, str],
+                                      local_cloud: server.Endpoint) -> None:
+    before = baked["report"]["dev"]["ami_id"]  # type: ignore[index]
+    result = cli("bake", "--env", "dev", "--app-revision", "broken", env=bake_env, timeout=900)
+    assert result.returncode == 1
+    assert "bake dev: FAILED: validation failed" in result.stderr
+    ssm, ec2 = client(local_cloud.url, "ssm"), client(local_cloud.url, "ec2")
+    assert ssm.get_parameter(Name="/nodeapp/dev/ami/latest")["Parameter"]["Value"] == before
+    broken = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:AppRevision", "Values": ["broken"]}])
+    assert broken["Images"] == [], "the broken AMI is still registered"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
+    ([], "no environment given"),
+])
+def test_bad_input_launches_nothing(args: list[str], message: str, bake_env: dict[str, str]) -> None:
+    result = cli("bake", *args, env=bake_env, timeout=120)
+    assert result.returncode == 2 and message in result.stderr and "nothing was launched" in result.stderr
+
+
+def test_no_local_cloud_is_a_clear_error(tmp_path: Path) -> None:
+    result = cli("bake", "--env", "dev", env={**os.environ, "NODESTACK_STATE_DIR": str(tmp_path)}, timeout=120)
+    assert result.returncode == 2 and "the local cloud is not running" in result.stderr
+
+
+def test_a_second_bake_of_the_same_environment_waits_its_turn(bake_env: dict[str, str]) -> None:
+    os.environ["NODESTACK_STATE_DIR"] = bake_env["NODESTACK_STATE_DIR"]
+    try:
+        with job.env_lock("prod"):
+            result = cli("bake", "--env", "prod", env=bake_env, timeout=300)
+    finally:
+        del os.environ["NODESTACK_STATE_DIR"]
+    assert result.returncode == 1 and "a bake of prod is already running" in result.stderr
