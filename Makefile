@@ -1,4 +1,5 @@
-# `make up`: set up, start the local cloud, build the base image, run site.yml on it.
+# `make up`: set up, start the local cloud, build the base image, bake dev and prod AMIs
+# on it (nodestack bake), then run site.yml on it.
 # `make test`: set up, then every check and test (see scripts/test.sh).
 SHELL := /bin/bash
 VENV := .venv/bin
@@ -13,6 +14,7 @@ setup:
 up: setup
 	nodestack local up
 	nodestack image build
+	nodestack bake --env dev --env prod
 	eval "$$(nodestack local env)" && ansible-playbook site.yml
 
 down: setup

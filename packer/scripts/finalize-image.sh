@@ -20,6 +20,7 @@ rm -f /root/.bash_history /home/*/.bash_history /root/.python_history /root/.les
 if command -v cloud-init >/dev/null; then cloud-init clean --logs; fi
 rm -rf /var/lib/cloud/instances /var/lib/cloud/instance
 truncate -s 0 /etc/machine-id  # systemd makes a new one on first boot
+rm -f /etc/apt/apt.conf.d/00nodestack-build-*  # local builds' package cache settings
 apt-get clean
 rm -rf /tmp/* /var/tmp/*
 

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -104,11 +105,30 @@ def molecule_roles() -> Metrics:
     return {"wall_s": time.monotonic() - start, **{f"{r.name}_s": r.wall_s for r in runs}}
 
 
+def bake(cold: bool) -> Metrics:
+    """`nodestack bake --env dev --env prod` on the running local cloud; per-phase seconds."""
+    if server.current() is None:
+        raise RuntimeError("the local cloud is not running: start it with `nodestack local up`")
+    if cold:
+        shutil.rmtree(REPO_ROOT / ".state" / "apt-cache", ignore_errors=True)
+    start = time.monotonic()
+    result = subprocess.run([sys.executable, "-m", "nodestack.cli", "bake", "--env", "dev", "--env", "prod"],
+                            cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - start
+    if result.returncode != 0:
+        raise RuntimeError(f"nodestack bake failed:\n{result.stderr[-3000:]}")
+    report = json.loads((state_dir() / "bake" / "report.json").read_text())
+    phases = {f"{r['env']}_{name}_s": secs for r in report["results"] for name, secs in r["phases"].items()}
+    return {"wall_s": wall, **phases}
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("local-cloud-start", "local endpoint: `nodestack local up` until it answers", local_cloud_start, 5),
     Scenario("base-image-cold", "base image: debootstrap + podman import", base_image_cold, 1),
     Scenario("base-image-cached", "base image: cached run, recipe unchanged", base_image_cached, 5),
     Scenario("site-local", "`ansible-playbook site.yml` on the local cloud", lambda: run_playbook("site.yml"), 3),
+    Scenario("bake-cold", "bake dev + prod, empty package cache", lambda: bake(cold=True), 1),
+    Scenario("bake-warm", "bake dev + prod, package cache filled", lambda: bake(cold=False), 1),
     Scenario("molecule-roles", "all Molecule scenarios, $NODESTACK_MOLECULE_JOBS (3) at a time", molecule_roles, 1),
 )}
 

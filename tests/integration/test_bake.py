@@ -120,6 +120,7 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
 @pytest.mark.parametrize(("args", "message"), [
     (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
     ([], "no environment given"),
+    (["--env", "prod", "--target", "aws"], "--target aws: validating a real AMI"),
 ])
 def test_bad_input_launches_nothing(args: list[str], message: str, bake_env: dict[str, str]) -> None:
     result = cli("bake", *args, env=bake_env, timeout=120)

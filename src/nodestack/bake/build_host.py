@@ -17,6 +17,8 @@ from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, podman_env, state_dir
 
 BUILD_USER = "admin"  # what Debian's AMIs call their first user
+APT_CACHE_MOUNT = "/var/cache/nodestack-apt"
+APT_CACHE_CONF = "/etc/apt/apt.conf.d/00nodestack-build-cache"
 
 
 class BuildHostError(RuntimeError):
@@ -33,9 +35,10 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
 
 @dataclass
 class LocalBuildHost:
-    """`with LocalBuildHost(name, ec2) as host:` -> host.port, host.key_file, host.key_name."""
+    """`with LocalBuildHost(name, env, ec2) as host:` -> host.port, host.key_file, host.key_name."""
 
     name: str
+    env: str
     ec2: object  # boto3 EC2 client of the local endpoint
     port: int = 0
     key_file: Path | None = None
@@ -67,6 +70,7 @@ class LocalBuildHost:
                "-p", f"127.0.0.1:{self.port}:22",
                "-v", f"{fixtures / 'git-fixture'}:/srv/app-remote:ro",
                "-v", f"{fixtures / 'node-mirror'}:/srv/node-mirror:ro",
+               "-v", f"{self._apt_cache()}:{APT_CACHE_MOUNT}",
                base_image.IMAGE, "/sbin/init")
         script = (
             f"useradd -m -s /bin/bash {BUILD_USER}"
@@ -75,12 +79,20 @@ class LocalBuildHost:
             f" && echo '{BUILD_USER} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-build"
             # the mounted remote belongs to another uid; git refuses that unless trusted
             " && printf '[safe]\\n\\tdirectory = /srv/app-remote/app.git\\n' >> /etc/gitconfig"
+            # downloaded packages land in the mounted per-environment cache (finalize-image.sh drops this)
+            f" && printf 'Dir::Cache::archives \"{APT_CACHE_MOUNT}/\";\\n' > {APT_CACHE_CONF}"
         )
         result = subprocess.run(["podman", "exec", "-i", self.name, "sh", "-c", script], input=public_key,
                                 env=podman_env(), capture_output=True, text=True, timeout=60, check=False)
         if result.returncode != 0:
             raise BuildHostError(f"preparing build host {self.name} failed: {result.stderr.strip()}")
         self._wait_for_sshd()
+
+    def _apt_cache(self) -> Path:
+        """One .deb cache per environment (parallel bakes would contend for apt's lock)."""
+        path = REPO_ROOT / ".state" / "apt-cache" / self.env
+        (path / "partial").mkdir(parents=True, exist_ok=True)
+        return path
 
     def _wait_for_sshd(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s

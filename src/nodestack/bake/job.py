@@ -122,6 +122,9 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         raise BakeError(f"--keep {keep} is invalid: keep at least 1 validated AMI per environment")
     if shutil.which("packer") is None:
         raise BakeError("packer is not installed: run scripts/setup.sh (Debian package `packer`)")
+    if not target_local:
+        raise BakeError("--target aws: validating a real AMI (testinfra on an instance launched from it) is not "
+                        "implemented yet; bake with --target local")
     target = resolve_target(target_local)
     loaded = {env: settings.load(env, target.local, overrides) for env in dict.fromkeys(envs)}
     try:
@@ -197,11 +200,8 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             workdir.mkdir(parents=True, exist_ok=True)
             env_settings.write_vars(workdir / "playbook-vars.json")
             variables = packer_variables(target, env_settings, workdir, stamp)
-            if not target.local:
-                raise BakeError("validating a real AMI (testinfra on an instance launched from it) is not "
-                                "implemented yet; bake with --target local")
             began = time.monotonic()
-            with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", ec2) as host:
+            with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2) as host:
                 phase("build_host", began)
                 variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
                                   "ssh_private_key_file": str(host.key_file)})
@@ -277,6 +277,30 @@ def run(args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
+def prune(args: argparse.Namespace) -> int:
+    """`nodestack prune`: the bake's pruning step on its own."""
+    if args.keep < 1:
+        print(f"prune: --keep {args.keep} is invalid: keep at least 1 validated AMI per environment", file=sys.stderr)
+        return 2
+    try:
+        target = resolve_target(args.target == "local")
+        ec2, autoscaling = target.client("ec2"), target.client("autoscaling")
+        for env in args.env or settings.ENVIRONMENTS:
+            with env_lock(env):
+                plan = registry.plan_prune(ec2, autoscaling, env, args.keep)
+                if not args.dry_run:
+                    registry.apply_prune(ec2, plan)
+                    for ami_id in plan.remove:
+                        validate.remove_local_image(ami_id)
+            verb = "would remove" if args.dry_run else "removed"
+            print(f"{env}: keep {', '.join(plan.keep) or '-'}; in use {', '.join(plan.in_use) or '-'}; "
+                  f"{verb} {', '.join(plan.remove) or 'nothing'}")
+    except (BakeError, BotoCoreError, ClientError) as exc:
+        print(f"prune: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser("bake", help="bake, validate, promote and prune golden AMIs (dev, prod)")
     parser.add_argument("--env", action="append", choices=settings.ENVIRONMENTS, help="repeatable: dev, prod")
@@ -289,3 +313,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         help=f"seconds one environment's Packer build may take (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--app-revision", default=None, help="bake this app revision instead of the inventory's")
     parser.set_defaults(func=run)
+
+    pruner = sub.add_parser("prune", help="deregister old AMIs: keep the newest N validated ones and any in use")
+    pruner.add_argument("--env", action="append", choices=settings.ENVIRONMENTS, help="repeatable (default both)")
+    pruner.add_argument("--target", choices=["local", "aws"], default="local")
+    pruner.add_argument("--keep", type=int, default=DEFAULT_KEEP)
+    pruner.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    pruner.set_defaults(func=prune)
