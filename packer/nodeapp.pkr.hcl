@@ -101,6 +101,12 @@ variable "manifest_path" {
   type = string
 }
 
+variable "python" {
+  type        = string
+  default     = "python3"
+  description = "Python with pytest-testinfra, for the image checks (the bake job passes its own)."
+}
+
 locals {
   ami_name = "nodeapp-${var.env}-${var.build_timestamp}"
   origin_tags = {
@@ -178,6 +184,20 @@ build {
       "ANSIBLE_CONFIG=${path.root}/../ansible.cfg",
       "ANSIBLE_ROLES_PATH=${path.root}/../roles",
       "ANSIBLE_FORCE_COLOR=0",
+    ]
+  }
+
+  # The image checks (packer/tests) from here over SSH while the build host runs.
+  provisioner "shell-local" {
+    script = "${path.root}/scripts/validate-build-host.sh"
+    environment_vars = [
+      "PYTHON=${var.python}",
+      "BUILD_HOST=${build.Host}",
+      "BUILD_PORT=${build.Port}",
+      "BUILD_USER=${build.User}",
+      "BUILD_SSH_KEY=${build.SSHPrivateKey}",
+      "NODESTACK_EXPECT_NODE=${var.nodejs_version}",
+      "NODESTACK_EXPECT_REVISION=${var.app_revision}",
     ]
   }
 

@@ -32,6 +32,7 @@ syntax_check_all() {
 step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
 step syntax-check syntax_check_all
+step "packer fmt" packer fmt -check -diff packer/
 [ "${1:-}" = "--lint-only" ] && { echo "summary: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
 # Molecule and the image tests boot containers from the local base image (cached by recipe).

@@ -48,8 +48,9 @@ def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
     assert result.returncode == 0, result.stderr[-3000:]  # type: ignore[attr-defined]
     table = result.stdout  # type: ignore[attr-defined]
     assert "environment  AMI" in table and "passed" in table
-    # streamed Packer output carries a prefix per build
+    # streamed Packer output carries a prefix per build; the image checks ran inside it
     assert "[dev] ==> amazon-ebs.app:" in table and "[prod] ==> amazon-ebs.app:" in table
+    assert table.count("3 passed in") >= 2
 
 
 def test_amis_are_tagged_with_their_origin(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
@@ -110,7 +111,8 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
     before = baked["report"]["dev"]["ami_id"]  # type: ignore[index]
     result = cli("bake", "--env", "dev", "--app-revision", "broken", env=bake_env, timeout=900)
     assert result.returncode == 1
-    assert "bake dev: FAILED: validation failed" in result.stderr
+    assert "bake dev: FAILED: image checks failed on the build host" in result.stderr
+    assert "test_healthy_after_a_restart_of_the_unit" in result.stderr
     ssm, ec2 = client(local_cloud.url, "ssm"), client(local_cloud.url, "ec2")
     assert ssm.get_parameter(Name="/nodeapp/dev/ami/latest")["Parameter"]["Value"] == before
     broken = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:AppRevision", "Values": ["broken"]}])
@@ -120,10 +122,13 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
 @pytest.mark.parametrize(("args", "message"), [
     (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
     ([], "no environment given"),
-    (["--env", "prod", "--target", "aws"], "--target aws: validating a real AMI"),
+    # no credentials: refused before any call (and never reaching out to the metadata service)
+    (["--env", "prod", "--target", "aws"], "cannot reach AWS with the current credentials"),
 ])
 def test_bad_input_launches_nothing(args: list[str], message: str, bake_env: dict[str, str]) -> None:
-    result = cli("bake", *args, env=bake_env, timeout=120)
+    env = {k: v for k, v in bake_env.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null")
+    result = cli("bake", *args, env=env, timeout=120)
     assert result.returncode == 2 and message in result.stderr and "nothing was launched" in result.stderr
 
 

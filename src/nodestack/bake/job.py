@@ -101,6 +101,7 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "app_revision": env_settings.app_revision,
         "playbook_vars_file": str(workdir / "playbook-vars.json"),
         "manifest_path": str(workdir / "manifest.json"),
+        "python": sys.executable,  # the image checks run with this venv's pytest-testinfra
     }
     if target.local:
         variables.update({
@@ -122,9 +123,6 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         raise BakeError(f"--keep {keep} is invalid: keep at least 1 validated AMI per environment")
     if shutil.which("packer") is None:
         raise BakeError("packer is not installed: run scripts/setup.sh (Debian package `packer`)")
-    if not target_local:
-        raise BakeError("--target aws: validating a real AMI (testinfra on an instance launched from it) is not "
-                        "implemented yet; bake with --target local")
     target = resolve_target(target_local)
     loaded = {env: settings.load(env, target.local, overrides) for env in dict.fromkeys(envs)}
     try:
@@ -151,6 +149,25 @@ def env_lock(env: str) -> Iterator[None]:
         except BlockingIOError as exc:
             raise BakeError(f"a bake of {env} is already running (lock {path}); wait for it to finish") from exc
         yield
+
+
+@contextmanager
+def build_host(target: Target, env: str, stamp: str, ec2: Any) -> Iterator[LocalBuildHost | None]:
+    """Local mode: the build container. AWS: none; Packer launches and reaches the instance."""
+    if not target.local:
+        yield None
+        return
+    with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2) as host:
+        yield host
+
+
+def _checks_failed(log: Path) -> bool:
+    """Did Packer stop in the image checks (validate-build-host.sh / finalize-image.sh)?"""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return False
+    return "Running local shell script" in text or "finalize-image:" in text
 
 
 class ImdsGuard(threading.Thread):
@@ -201,24 +218,33 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             env_settings.write_vars(workdir / "playbook-vars.json")
             variables = packer_variables(target, env_settings, workdir, stamp)
             began = time.monotonic()
-            with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2) as host:
+            with build_host(target, env, stamp, ec2) as host:
                 phase("build_host", began)
-                variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
-                                  "ssh_private_key_file": str(host.key_file)})
+                if host:
+                    variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
+                                      "ssh_private_key_file": str(host.key_file)})
                 guard = ImdsGuard(ec2, f"nodeapp-{env}-{stamp}")
                 guard.start()
                 began = time.monotonic()
                 try:
+                    # The image checks (packer/tests) run inside the build: failing them fails Packer.
                     artifact = packer_build.build(REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl", variables,
                                                   packer_env(target), env, workdir / "manifest.json",
                                                   workdir / "packer.log", timeout_s)
+                except packer_build.PackerError as exc:
+                    log = workdir / "packer.log"
+                    if not _checks_failed(log):
+                        raise
+                    result.validation = "failed"
+                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+                    raise BakeError(f"image checks failed on the build host; no AMI was made ({log}):\n{tail}") from exc
                 finally:
                     guard.stop.set()
                 phase("packer", began)
                 result.ami_id, result.ami_name = artifact.ami_id, artifact.ami_name
                 began = time.monotonic()
-                outcome = validate.testinfra(host.name, env_settings.nodejs_version, env_settings.app_revision)
-                if outcome.ok:
+                outcome = validate.Outcome(True, "image checks passed on the build host")
+                if host:
                     outcome = validate.commit_and_boot(host.name, artifact.ami_id)
                 if outcome.ok and not guard.enforced():
                     outcome = validate.Outcome(False, "IMDSv2 was not required on the build instance")

@@ -1,16 +1,12 @@
-"""Validation before promotion: testinfra against the build host, and locally a boot of
-the committed image to prove the app comes up from the image alone."""
+"""Validation after Packer (the image checks ran inside the build): locally, a boot of the
+committed build container to prove the app comes up from the image alone."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
 from nodestack.bake.build_host import podman
-from nodestack.paths import REPO_ROOT, podman_env
 
 LOCAL_AMI_IMAGE = "localhost/nodestack-ami"
 _HEALTH = ("import urllib.request, json; "
@@ -21,16 +17,6 @@ _HEALTH = ("import urllib.request, json; "
 class Outcome:
     ok: bool
     detail: str
-
-
-def testinfra(container: str, nodejs_version: str, app_revision: str) -> Outcome:
-    env = {**podman_env(), "NODESTACK_EXPECT_NODE": nodejs_version, "NODESTACK_EXPECT_REVISION": app_revision,
-           "PY_COLORS": "0"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--no-header",
-                             f"--hosts=podman://{container}", str(REPO_ROOT / "packer" / "tests")],
-                            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False)
-    last = (result.stdout.strip().splitlines() or ["no output"])[-1]
-    return Outcome(result.returncode == 0, last if result.returncode == 0 else result.stdout[-2000:])
 
 
 def local_image(ami_id: str) -> str:
