@@ -78,3 +78,22 @@ def client(url: str, service: str):  # type: ignore[no-untyped-def]
     return boto3.client(service, endpoint_url=url, region_name=server.DEFAULT_REGION,
                         aws_access_key_id="testing", aws_secret_access_key="testing",
                         config=Config(retries={"max_attempts": 1}))
+
+
+def make_image(local_cloud: server.Endpoint, validated: str) -> str:
+    """An AMI as the bake leaves it (instance -> CreateImage, tagged)."""
+    ec2 = client(local_cloud.url, "ec2")
+    instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=instance, Name=f"nodeapp-dev-test-{validated}-{instance}")["ImageId"]
+    ec2.create_tags(Resources=[ami], Tags=[{"Key": "validated", "Value": validated},
+                                           {"Key": "AppRevision", "Value": "v1.0.0"}])
+    return str(ami)
+
+
+@pytest.fixture(scope="session")
+def promoted_ami(local_cloud: server.Endpoint) -> str:
+    """What `nodestack bake --env dev` publishes; the local inventory deploys dev's AMI."""
+    ami = make_image(local_cloud, "true")
+    client(local_cloud.url, "ssm").put_parameter(Name="/nodeapp/dev/ami/latest", Value=ami, Type="String",
+                                                 Overwrite=True)
+    return ami

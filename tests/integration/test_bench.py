@@ -10,7 +10,8 @@ from nodestack.local_cloud import server
 from tests.conftest import cli
 
 
-def test_bench_reports_start_time_and_playbook_counts(tmp_path: Path, local_cloud: server.Endpoint) -> None:
+def test_bench_reports_start_time_and_playbook_counts(tmp_path: Path, local_cloud: server.Endpoint,
+                                                       promoted_ami: str) -> None:
     # The session's local cloud is the one the playbook scenario must find and count.
     env = {**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)}
     result = cli("bench", "--scenario", "local-cloud-start", "--scenario", "site-local", "--runs", "1",
@@ -20,7 +21,8 @@ def test_bench_reports_start_time_and_playbook_counts(tmp_path: Path, local_clou
     assert report["local-cloud-start"]["median"]["wall_s"] > 0
     site = report["site-local"]["median"]
     assert site["changed"] == 0
-    assert site["api_calls"] == 2  # preflight: sts:GetCallerIdentity + iam:ListAccountAliases
+    # preflight: sts:GetCallerIdentity, iam:ListAccountAliases, ssm:GetParameter, ec2:DescribeImages
+    assert site["api_calls"] == 4
     table = (tmp_path / "report.md").read_text()
     assert "| site-local | 1 |" in table
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from nodestack.local_cloud import request_log, server
-from tests.conftest import BIN, REPO
+from tests.conftest import BIN, REPO, make_image
 
 
 def playbook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -22,12 +22,13 @@ def recap(output: str) -> dict[str, int]:
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
 
 
-def test_site_runs_twice_with_nothing_changed(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+def test_site_runs_twice_with_nothing_changed(aws_env: dict[str, str], local_cloud: server.Endpoint,
+                                              promoted_ami: str) -> None:
     for _ in range(2):
         result = playbook(aws_env, "site.yml")
         assert result.returncode == 0, result.stdout[-3000:]
         assert recap(result.stdout)["changed"] == 0
-    assert f"via {local_cloud.url}" in result.stdout
+    assert f"via {local_cloud.url}; AMI {promoted_ami}" in result.stdout
 
 
 def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
@@ -37,11 +38,26 @@ def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_c
     assert request_log.count_calls(log, before)[1]["sts:GetCallerIdentity"] == 1
 
 
+@pytest.fixture(autouse=True)
+def _promoted(promoted_ami: str) -> None:
+    """Every site run here has a promoted dev AMI to build on."""
+
+
 @pytest.mark.parametrize(("override", "named"), [
     ("aws_region=moon-1", "aws_region=moon-1 is invalid"),
     ("stack_env=staging", "stack_env=staging is invalid"),
     ("stack_app_name=Bad_Name", "stack_app_name=Bad_Name is invalid"),
     ("aws_endpoint_url=http://aws.example.invalid:5055", "aws_endpoint_url=http://aws.example.invalid:5055 is not a loopback URL"),
+    ("stack_vpc_cidr=10.40.0.0/33", "stack_vpc_cidr=10.40.0.0/33 is not an IPv4 CIDR block"),
+    ('{"stack_public_subnets": ["10.99.0.0/24", "10.40.1.0/24"]}',
+     "stack_public_subnets[0]=10.99.0.0/24 is not inside stack_vpc_cidr=10.40.0.0/16"),
+    ('{"stack_private_subnets": ["10.40.0.0/25", "10.40.11.0/24"]}',
+     "stack_public_subnets[0]=10.40.0.0/24 overlaps stack_private_subnets[0]=10.40.0.0/25"),
+    ('{"stack_zones": ["us-east-1a"]}', "stack_zones=['us-east-1a'] is invalid: give at least two different zones"),
+    ("stack_asg_min_size=3", "stack_asg_desired_capacity=2 (min 3, max 4) is invalid"),
+    ("stack_health_check_port=8080", "stack_health_check_port=8080 is invalid: the load balancer must check the port"),
+    ("stack_instance_type=huge", "stack_instance_type=huge is invalid"),
+    ("stack_ami_env=staging", "stack_ami_env=staging is invalid"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str
@@ -52,3 +68,16 @@ def test_bad_input_is_named_and_nothing_is_called(
     assert result.returncode != 0
     assert named in result.stdout
     assert request_log.count_calls(log, before)[0] == 0
+
+
+@pytest.mark.parametrize("validated", ["missing", "false"])
+def test_an_unpromoted_ami_is_refused_before_any_change(aws_env: dict[str, str], local_cloud: server.Endpoint,
+                                                        validated: str) -> None:
+    ami = "ami-0123456789abcdef0" if validated == "missing" else make_image(local_cloud, validated)
+    log = local_cloud.request_log
+    before = request_log.log_size(log)
+    result = playbook(aws_env, "site.yml", "-e", f"stack_ami_id={ami}")
+    assert result.returncode != 0
+    assert f"AMI {ami} is {'missing' if validated == 'missing' else 'not promoted'}" in result.stdout
+    calls = request_log.count_calls(log, before)[1]
+    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", "ec2:DescribeImages"}, calls

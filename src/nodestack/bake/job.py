@@ -170,6 +170,13 @@ def _checks_failed(log: Path) -> bool:
     return "Running local shell script" in text or "finalize-image:" in text
 
 
+def _failed_checks(log: Path) -> str:
+    """The lines of Packer's log that say which check failed (pytest's summary, finalize-image)."""
+    wanted = ("FAILED ", " failed", "Error", "finalize-image:")
+    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if any(w in line for w in wanted)]
+    return "\n".join(lines[-12:])
+
+
 class ImdsGuard(threading.Thread):
     """Requires IMDSv2 on the build instance as soon as it appears (Packer 1.6.6 cannot)."""
 
@@ -236,8 +243,8 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                     if not _checks_failed(log):
                         raise
                     result.validation = "failed"
-                    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-                    raise BakeError(f"image checks failed on the build host; no AMI was made ({log}):\n{tail}") from exc
+                    raise BakeError(f"image checks failed on the build host; no AMI was made ({log}):\n"
+                                    + _failed_checks(log)) from exc
                 finally:
                     guard.stop.set()
                 phase("packer", began)
