@@ -32,7 +32,7 @@ PLAY = """\
      "app_source_known_hosts", 1),
     ("auto_start", "auto_start_mode=lazy", "auto_start_mode", 0),
     ("auto_start", "auto_start_mode=pull", "pull mode needs auto_start_revision", 1),
-    ("stack", "stack_asg_max_size=many", "stack_asg_max_size", 0),
+    ("stack", '{"stack_asg_max_size": "many", "aws_region": "us-east-1", "stack_env": "dev"}', "stack_asg_max_size", 0),
 ])
 def test_bad_role_input_fails_before_any_change(
     tmp_path: Path, role: str, override: str, named: str, checks_passed: int
