@@ -4,7 +4,7 @@
 
 returns a list of problems, each naming the variable and what is wrong; empty when the
 plan is sound: every block parses, lies inside the VPC, overlaps no other, and each zone
-has one public and one private subnet.
+has one public and one private subnet. `stack_subnet_plan` lists the subnets to create.
 """
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ def stack_network_problems(vpc_cidr: str, public: list[str], private: list[str],
     return problems
 
 
+def stack_subnet_plan(zones: list[str], public: list[str], private: list[str]) -> list[dict[str, str]]:
+    """One entry per subnet: tier (public/private), zone and CIDR, zone by zone."""
+    return [{"tier": tier, "zone": zone, "cidr": cidr}
+            for zone, pub, priv in zip(zones, public, private, strict=True)
+            for tier, cidr in (("public", pub), ("private", priv))]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_network_problems": stack_network_problems}
+        return {"stack_network_problems": stack_network_problems, "stack_subnet_plan": stack_subnet_plan}
