@@ -46,6 +46,15 @@ def stack_network_problems(vpc_cidr: str, public: list[str], private: list[str],
     return problems
 
 
+def stack_is_cidr(value: Any) -> bool:
+    """True for an IPv4 CIDR block with no host bits set (10.0.0.0/8, not 10.0.0.1/8)."""
+    try:
+        ipaddress.IPv4Network(str(value), strict=True)
+    except ValueError:
+        return False
+    return "/" in str(value)
+
+
 def stack_subnet_plan(zones: list[str], public: list[str], private: list[str]) -> list[dict[str, str]]:
     """One entry per subnet: tier (public/private), zone and CIDR, zone by zone."""
     return [{"tier": tier, "zone": zone, "cidr": cidr}
@@ -55,4 +64,5 @@ def stack_subnet_plan(zones: list[str], public: list[str], private: list[str]) -
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_network_problems": stack_network_problems, "stack_subnet_plan": stack_subnet_plan}
+        return {"stack_network_problems": stack_network_problems, "stack_subnet_plan": stack_subnet_plan,
+                "stack_is_cidr": stack_is_cidr}

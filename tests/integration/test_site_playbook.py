@@ -54,6 +54,20 @@ def test_network_and_iam_are_as_declared(aws_env: dict[str, str], local_cloud: s
     assert resources[0].endswith(":parameter/nodeapp/local/*") and "*" not in resources[0].split(":parameter")[0]
 
 
+def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+    assert playbook(aws_env, "site.yml").returncode == 0
+    groups = client(local_cloud.url, "ec2").describe_security_groups(
+        Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
+    by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
+    assert set(by_name) == {"nodeapp-local-lb", "nodeapp-local-app"}, "no bastion unless enabled"
+
+    def ingress(name: str) -> set[tuple[int, str]]:
+        return {(p["FromPort"], source) for p in by_name[name]["IpPermissions"]
+                for source in [r["CidrIp"] for r in p["IpRanges"]] + [u["GroupId"] for u in p["UserIdGroupPairs"]]}
+    assert ingress("nodeapp-local-lb") == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
+    assert ingress("nodeapp-local-app") == {(3000, by_name["nodeapp-local-lb"]["GroupId"])}
+
+
 def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
     log = local_cloud.request_log
     before = request_log.log_size(log)
@@ -81,6 +95,7 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_health_check_port=8080", "stack_health_check_port=8080 is invalid: the load balancer must check the port"),
     ("stack_instance_type=huge", "stack_instance_type=huge is invalid"),
     ("stack_ami_env=staging", "stack_ami_env=staging is invalid"),
+    ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/0"}', "stack_admin_cidr=0.0.0.0/0 is invalid"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str
