@@ -68,6 +68,21 @@ def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], 
     assert ingress("nodeapp-local-app") == {(3000, by_name["nodeapp-local-lb"]["GroupId"])}
 
 
+def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+    assert playbook(aws_env, "site.yml").returncode == 0
+    elb, ec2 = client(local_cloud.url, "elbv2"), client(local_cloud.url, "ec2")
+    balancers = [b for b in elb.describe_load_balancers()["LoadBalancers"] if b["LoadBalancerName"] == "nodeapp-local"]
+    assert len(balancers) == 1 and balancers[0]["Scheme"] == "internet-facing"
+    public = {s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "tag:Tier", "Values": ["public"]},
+                                                                 {"Name": "tag:Environment", "Values": ["local"]}])["Subnets"]}
+    assert {z["SubnetId"] for z in balancers[0]["AvailabilityZones"]} == public
+    group = elb.describe_target_groups(Names=["nodeapp-local-app"])["TargetGroups"][0]
+    assert (group["Port"], group["HealthCheckPath"], group["HealthCheckPort"]) == (3000, "/health", "3000")
+    assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (15, 2, 3)
+    listeners = elb.describe_listeners(LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Listeners"]
+    assert [(li["Port"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [(80, group["TargetGroupArn"])]
+
+
 def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
     log = local_cloud.request_log
     before = request_log.log_size(log)
@@ -96,6 +111,7 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_instance_type=huge", "stack_instance_type=huge is invalid"),
     ("stack_ami_env=staging", "stack_ami_env=staging is invalid"),
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/0"}', "stack_admin_cidr=0.0.0.0/0 is invalid"),
+    ("stack_health_check_interval=1", "stack_health_check_interval=1 is invalid: give 5 to 300 seconds"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str
