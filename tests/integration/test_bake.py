@@ -14,17 +14,12 @@ import pytest
 
 from nodestack.bake import job
 from nodestack.local_cloud import server
-from nodestack.paths import podman_env
+from nodestack.bake.build_host import podman
 from tests.conftest import REPO, cli, client
 
 REVISIONS_FILE = REPO / ".state/git-fixture/revisions.json"
 HEALTH = ("import urllib.request, json; "
           "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
-
-
-def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=300,
-                          check=check)
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from nodestack.local_cloud import base_image
-from nodestack.paths import podman_env
+from nodestack.bake.build_host import podman
 from tests.conftest import REPO
 
 SCRIPT = REPO / "packer/scripts/finalize-image.sh"
-
-
-def podman(*args: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True, timeout=120,
-                          input=stdin, check=check)
 
 
 @pytest.fixture

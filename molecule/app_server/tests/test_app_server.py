@@ -14,6 +14,9 @@ import pytest
 FIXTURE = Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".state/git-fixture"
 REVISIONS = json.loads((FIXTURE / "revisions.json").read_text())
 INSTANCE = "app_server-instance"
+# The container's own sshd on its loopback, its host key pinned from the key files sshd uses.
+PIN = ("for key in $(sshd -T | awk '/^hostkey /{print $2}'); do echo \"127.0.0.1 $(ssh-keygen -y -f $key)\"; done > /root/known_hosts")
+SSH = "ssh -i /root/test_key -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known_hosts"
 HEALTH_URL = f"http://127.0.0.1:{os.environ.get('NODESTACK_APP_SERVER_PORT', '3000')}/health"
 
 
@@ -57,5 +60,5 @@ def test_sshd_effective_config_is_hardened(host) -> None:  # type: ignore[no-unt
 
 def test_team_member_logs_in_and_has_sudo(host) -> None:  # type: ignore[no-untyped-def]
     host.run("install -m 0600 /srv/fixture/deploy_key /root/test_key")
-    ssh = "ssh -i /root/test_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
-    assert host.check_output(f"{ssh} alice@127.0.0.1 sudo -n id -un") == "root"
+    host.run(PIN)
+    assert host.check_output(f"{SSH} alice@127.0.0.1 sudo -n id -un") == "root"

@@ -6,7 +6,9 @@ import os
 from pathlib import Path
 
 KEY = (Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".state/git-fixture/deploy_key.pub").read_text().strip()
-SSH = "ssh -i /root/test_key -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null"
+# The container's own sshd on its loopback, its host key pinned from the key files sshd uses.
+PIN = ("for key in $(sshd -T | awk '/^hostkey /{print $2}'); do echo \"127.0.0.1 $(ssh-keygen -y -f $key)\"; done > /root/known_hosts")
+SSH = "ssh -i /root/test_key -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known_hosts"
 
 
 def test_authorized_keys_hold_exactly_the_listed_keys(host) -> None:  # type: ignore[no-untyped-def]
@@ -18,18 +20,21 @@ def test_authorized_keys_hold_exactly_the_listed_keys(host) -> None:  # type: ig
 
 
 def test_team_members_log_in_with_their_key(host) -> None:  # type: ignore[no-untyped-def]
+    host.run(PIN)
     assert host.check_output(f"{SSH} alice@127.0.0.1 id -un") == "alice"
     assert host.check_output(f"{SSH} bob@127.0.0.1 id -un") == "bob"
     assert host.user("bob").shell == "/bin/sh"
 
 
 def test_sudo_only_for_those_granted(host) -> None:  # type: ignore[no-untyped-def]
+    host.run(PIN)
     assert host.check_output(f"{SSH} alice@127.0.0.1 sudo -n id -u") == "0"
     assert host.run(f"{SSH} bob@127.0.0.1 sudo -n id -u").rc != 0
     assert host.user("alice").groups == ["alice", "adm"]
 
 
 def test_absent_accounts_are_locked_or_removed(host) -> None:  # type: ignore[no-untyped-def]
+    host.run(PIN)
     carol = host.user("carol")
     assert carol.exists and carol.shell == "/usr/sbin/nologin"
     assert carol.password.startswith("!")

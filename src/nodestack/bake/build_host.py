@@ -25,9 +25,11 @@ class BuildHostError(RuntimeError):
     pass
 
 
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, check: bool = True, timeout: float = 120,
+           stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`podman ARGS` with the project's Podman settings; BuildHostError naming it on failure when check."""
     result = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True,
-                            timeout=timeout, check=False)
+                            timeout=timeout, input=stdin, check=False)
     if check and result.returncode != 0:
         raise BuildHostError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-500:]}")
     return result
@@ -82,10 +84,7 @@ class LocalBuildHost:
             # downloaded packages land in the mounted per-environment cache (finalize-image.sh drops this)
             f" && printf 'Dir::Cache::archives \"{APT_CACHE_MOUNT}/\";\\n' > {APT_CACHE_CONF}"
         )
-        result = subprocess.run(["podman", "exec", "-i", self.name, "sh", "-c", script], input=public_key,
-                                env=podman_env(), capture_output=True, text=True, timeout=60, check=False)
-        if result.returncode != 0:
-            raise BuildHostError(f"preparing build host {self.name} failed: {result.stderr.strip()}")
+        podman("exec", "-i", self.name, "sh", "-c", script, stdin=public_key, timeout=60)
         self._wait_for_sshd()
 
     def _apt_cache(self) -> Path:
