@@ -1,0 +1,143 @@
+"""The deployed stack is what the settings declare: group, launch template, load balancer,
+listeners, security group ingress, alarms and the DNS record."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def group(aws: Any, declared: dict[str, Any]) -> dict[str, Any]:
+    groups = aws("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[declared["release"]])
+    assert len(groups["AutoScalingGroups"]) == 1, f"no Auto Scaling group {declared['release']}"
+    return groups["AutoScalingGroups"][0]
+
+
+@pytest.fixture(scope="session")
+def private_subnets(aws: Any, declared: dict[str, Any]) -> set[str]:
+    subnets = aws("ec2").describe_subnets(Filters=[
+        {"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": [declared["env"]]},
+        {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
+    return {s["SubnetId"] for s in subnets}
+
+
+@pytest.fixture(scope="session")
+def groups_by_name(aws: Any, declared: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = aws("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]},
+                                                         {"Name": "tag:Environment", "Values": [declared["env"]]}])
+    return {g["GroupName"]: g for g in found["SecurityGroups"]}
+
+
+def test_group_capacity_and_subnets(group: dict[str, Any], declared: dict[str, Any], private_subnets: set[str]) -> None:
+    assert (group["MinSize"], group["MaxSize"]) == (declared["min_size"], declared["max_size"])
+    assert group["MinSize"] <= group["DesiredCapacity"] <= group["MaxSize"]
+    in_service = [i for i in group["Instances"] if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    assert len(in_service) == group["DesiredCapacity"]
+    assert set(group["VPCZoneIdentifier"].split(",")) == private_subnets
+    assert len(private_subnets) >= 2
+    assert group["HealthCheckType"] == "ELB"
+    assert group["HealthCheckGracePeriod"] == declared["health_check_grace"]
+    assert group["TerminationPolicies"] == declared["termination_policies"]
+
+
+def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any], declared: dict[str, Any],
+                                                 groups_by_name: dict[str, dict[str, Any]]) -> None:
+    if declared["launch_kind"] == "configuration":
+        config = aws("autoscaling").describe_launch_configurations(
+            LaunchConfigurationNames=[group["LaunchConfigurationName"]])["LaunchConfigurations"][0]
+        assert config["ImageId"] == declared["ami_id"]
+        assert all(b["Ebs"]["Encrypted"] for b in config["BlockDeviceMappings"])
+        return
+    template = group["LaunchTemplate"]
+    data = aws("ec2").describe_launch_template_versions(
+        LaunchTemplateId=template["LaunchTemplateId"], Versions=[template["Version"]])["LaunchTemplateVersions"][0]
+    spec = data["LaunchTemplateData"]
+    assert spec["ImageId"] == declared["ami_id"]
+    assert spec["MetadataOptions"]["HttpTokens"] == "required"
+    assert all(b["Ebs"]["Encrypted"] for b in spec["BlockDeviceMappings"])
+    profile = spec["IamInstanceProfile"]  # the module names it by ARN
+    assert profile.get("Name") == f"{declared['name']}-app" or profile["Arn"].endswith(f"instance-profile/{declared['name']}-app")
+    assert spec["SecurityGroupIds"] == [groups_by_name[f"{declared['name']}-app"]["GroupId"]]
+
+
+def test_load_balancer_health_check(aws: Any, group: dict[str, Any], declared: dict[str, Any]) -> None:
+    if declared["lb_kind"] == "classic":
+        assert group["LoadBalancerNames"] == [declared["release"]]
+        check = aws("elb").describe_load_balancers(
+            LoadBalancerNames=[declared["release"]])["LoadBalancerDescriptions"][0]["HealthCheck"]
+        assert check["Target"] == f"HTTP:{declared['app_port']}{declared['health_check_path']}"
+        return
+    tg_arn = group["TargetGroupARNs"]
+    assert len(tg_arn) == 1
+    tg = aws("elbv2").describe_target_groups(TargetGroupArns=tg_arn)["TargetGroups"][0]
+    assert (tg["Port"], tg["HealthCheckPath"], tg["HealthCheckPort"]) == (
+        declared["app_port"], declared["health_check_path"], str(declared["app_port"]))
+    assert tg["HealthCheckIntervalSeconds"] == declared["health_check_interval"]
+    assert (tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"]) == (
+        declared["healthy_threshold"], declared["unhealthy_threshold"])
+    targets = aws("elbv2").describe_target_health(TargetGroupArn=tg_arn[0])["TargetHealthDescriptions"]
+    assert {t["Target"]["Id"] for t in targets} == {i["InstanceId"] for i in group["Instances"]}
+
+
+def test_listeners(aws: Any, declared: dict[str, Any]) -> None:
+    if declared["lb_kind"] == "classic":
+        listeners = aws("elb").describe_load_balancers(
+            LoadBalancerNames=[declared["release"]])["LoadBalancerDescriptions"][0]["ListenerDescriptions"]
+        ports = sorted(item["Listener"]["LoadBalancerPort"] for item in listeners)
+        assert ports == ([80, 443] if declared["certificate_arn"] else [80])
+        return
+    elbv2 = aws("elbv2")
+    lb = elbv2.describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]
+    listeners = {item["Port"]: item for item in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
+    if declared["certificate_arn"]:
+        assert sorted(listeners) == [80, 443]
+        assert listeners[80]["DefaultActions"][0]["Type"] == "redirect"
+        assert listeners[443]["Certificates"][0]["CertificateArn"] == declared["certificate_arn"]
+    else:
+        assert sorted(listeners) == [80]
+        assert listeners[80]["DefaultActions"][0]["Type"] == "forward"
+
+
+def _ingress(group: dict[str, Any]) -> set[tuple[int, str]]:
+    rules = set()
+    for perm in group["IpPermissions"]:
+        rules |= {(perm["FromPort"], r["CidrIp"]) for r in perm.get("IpRanges", [])}
+        rules |= {(perm["FromPort"], r["GroupId"]) for r in perm.get("UserIdGroupPairs", [])}
+    return rules
+
+
+def test_security_group_ingress_exactly_as_declared(groups_by_name: dict[str, dict[str, Any]],
+                                                    declared: dict[str, Any]) -> None:
+    lb, app = groups_by_name[f"{declared['name']}-lb"], groups_by_name[f"{declared['name']}-app"]
+    assert _ingress(lb) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
+    expected_app = {(declared["app_port"], lb["GroupId"])}
+    if declared["bastion_enabled"]:
+        expected_app.add((22, groups_by_name[f"{declared['name']}-bastion"]["GroupId"]))
+    assert _ingress(app) == expected_app
+
+
+def test_alarms(aws: Any, declared: dict[str, Any]) -> None:
+    names = [f"{declared['release']}-{suffix}" for suffix in ("cpu-high", "cpu-low", "unhealthy-hosts")]
+    alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]}
+    assert sorted(alarms) == sorted(names)
+    assert ":scalingPolicy:" in alarms[names[0]]["AlarmActions"][0]
+    assert alarms[names[2]]["MetricName"] == "UnHealthyHostCount"
+
+
+def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, Any]) -> None:
+    if not declared["dns_zone"]:
+        pytest.skip("no stack_dns_zone: the stack has no DNS record")
+    route53 = aws("route53")
+    zone = route53.list_hosted_zones_by_name(DNSName=declared["dns_zone"] + ".", MaxItems="1")["HostedZones"][0]
+    records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+               if r["Name"] == declared["dns_record"] + "." and r["Type"] == "A"
+               and r.get("SetIdentifier") == (declared["dns_identifier"] or None)]
+    assert len(records) == 1
+    if declared["lb_kind"] == "classic":
+        lb_dns = aws("elb").describe_load_balancers(LoadBalancerNames=[declared["release"]])["LoadBalancerDescriptions"][0]["DNSName"]
+    else:
+        lb_dns = aws("elbv2").describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]["DNSName"]
+    assert records[0]["AliasTarget"]["DNSName"].rstrip(".") == lb_dns.rstrip(".")
+    assert records[0]["AliasTarget"]["EvaluateTargetHealth"] is True
