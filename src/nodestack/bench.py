@@ -95,6 +95,18 @@ def run_playbook(*args: str) -> Metrics:
     return {"wall_s": wall, "changed": changed, "api_calls": calls}
 
 
+def stack_cold() -> Metrics:
+    """site.yml on an account without the stack (torn down first, untimed)."""
+    run_playbook("playbooks/teardown.yml")
+    return run_playbook("site.yml")
+
+
+def stack_teardown() -> Metrics:
+    """playbooks/teardown.yml of a built stack (built first, untimed)."""
+    run_playbook("site.yml")
+    return run_playbook("playbooks/teardown.yml")
+
+
 def molecule_roles() -> Metrics:
     """Every Molecule scenario, as `make test` runs them; total and per-scenario wall seconds."""
     start = time.monotonic()
@@ -126,7 +138,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("local-cloud-start", "local endpoint: `nodestack local up` until it answers", local_cloud_start, 5),
     Scenario("base-image-cold", "base image: debootstrap + podman import", base_image_cold, 1),
     Scenario("base-image-cached", "base image: cached run, recipe unchanged", base_image_cached, 5),
-    Scenario("site-local", "`ansible-playbook site.yml` on the local cloud", lambda: run_playbook("site.yml"), 3),
+    Scenario("site-local", "`ansible-playbook site.yml` on the local cloud (no-op after the first run)",
+             lambda: run_playbook("site.yml"), 3),
+    Scenario("stack-cold", "site.yml creating the whole stack (torn down before, untimed)", stack_cold, 3),
+    Scenario("stack-teardown", "playbooks/teardown.yml of the whole stack (built before, untimed)", stack_teardown, 3),
     Scenario("bake-cold", "bake dev + prod, empty package cache", lambda: bake(cold=True), 1),
     Scenario("bake-warm", "bake dev + prod, package cache filled", lambda: bake(cold=False), 1),
     Scenario("molecule-roles", "all Molecule scenarios, $NODESTACK_MOLECULE_JOBS (3) at a time", molecule_roles, 1),

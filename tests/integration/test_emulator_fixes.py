@@ -85,3 +85,97 @@ def test_plain_moto_still_has_the_gap(plain_moto: str, call: str) -> None:
         else:
             _client(plain_moto, "elb").describe_load_balancer_attributes(LoadBalancerName="missing")
     assert "500" in str(err.value)
+
+
+def _template_with_versions(ec2, name: str, count: int) -> str:  # type: ignore[no-untyped-def]
+    template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401"})
+    for _ in range(count - 1):
+        ec2.create_launch_template_version(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401"})
+    return str(template["LaunchTemplate"]["LaunchTemplateId"])
+
+
+def test_delete_launch_template_versions(local_cloud: server.Endpoint) -> None:
+    ec2 = _client(local_cloud.url, "ec2")
+    _template_with_versions(ec2, "fix-lt-versions", 3)
+    result = ec2.delete_launch_template_versions(LaunchTemplateName="fix-lt-versions", Versions=["1", "2", "9"])
+    # version 1 is the default: refused, as AWS does
+    assert [v["VersionNumber"] for v in result["SuccessfullyDeletedLaunchTemplateVersions"]] == [2]
+    refused = {v["VersionNumber"]: v["ResponseError"]["Code"] for v in result["UnsuccessfullyDeletedLaunchTemplateVersions"]}
+    assert refused == {1: "unexpectedError", 9: "launchTemplateVersionDoesNotExist"}
+    left = ec2.describe_launch_template_versions(LaunchTemplateName="fix-lt-versions")["LaunchTemplateVersions"]
+    assert sorted(v["VersionNumber"] for v in left) == [1, 3]
+    # numbers are never reused
+    new = ec2.create_launch_template_version(LaunchTemplateName="fix-lt-versions", LaunchTemplateData={"ImageId": "ami-785db401"})
+    assert new["LaunchTemplateVersion"]["VersionNumber"] == 4
+
+
+def test_plain_moto_lacks_delete_launch_template_versions(plain_moto: str) -> None:
+    ec2 = _client(plain_moto, "ec2")
+    _template_with_versions(ec2, "plain-lt-versions", 2)
+    with pytest.raises((ClientError, ResponseParserError)):
+        ec2.delete_launch_template_versions(LaunchTemplateName="plain-lt-versions", Versions=["2"])
+
+
+def _group_on_template(local_url: str, name: str, size: int) -> tuple:  # type: ignore[type-arg]
+    ec2, asg = _client(local_url, "ec2"), _client(local_url, "autoscaling")
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name, "Version": "$Default"},
+                                  MinSize=size, MaxSize=size * 2, DesiredCapacity=size, AvailabilityZones=["us-east-1a"])
+    # user data in the new version, as playbooks/compute.yml gives it
+    ec2.create_launch_template_version(LaunchTemplateName=name, SourceVersion="1",
+                                       LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.small",
+                                                           "UserData": "IyEvYmluL2Jhc2gK"})
+    ec2.modify_launch_template(LaunchTemplateName=name, DefaultVersion="2")
+    return ec2, asg
+
+
+def _instances(asg, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    return {i["InstanceId"]: i["InstanceType"] for i in group["Instances"]}
+
+
+def test_instance_refresh_replaces_in_batches_keeping_min_healthy(local_cloud: server.Endpoint) -> None:
+    _, asg = _group_on_template(local_cloud.url, "fix-refresh", 4)
+    before = _instances(asg, "fix-refresh")
+    assert set(before.values()) == {"t3.micro"}
+    refresh_id = asg.start_instance_refresh(AutoScalingGroupName="fix-refresh",
+                                            Preferences={"MinHealthyPercentage": 50})["InstanceRefreshId"]
+    with pytest.raises(ClientError) as err:
+        asg.start_instance_refresh(AutoScalingGroupName="fix-refresh")
+    assert err.value.response["Error"]["Code"] == "InstanceRefreshInProgress"
+    seen = []
+    for _ in range(10):
+        refresh = asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh")["InstanceRefreshes"][0]
+        current = _instances(asg, "fix-refresh")
+        assert len(current) == 4  # never below desired capacity
+        seen.append((refresh["Status"], refresh.get("PercentageComplete"), len(set(current) & set(before))))
+        if refresh["Status"] == "Successful":
+            break
+    assert refresh["InstanceRefreshId"] == refresh_id
+    # 50 % of 4 kept in service: two old instances replaced per batch
+    assert seen == [("InProgress", 0, 4), ("InProgress", 50, 2), ("Successful", 100, 0)]
+    assert set(_instances(asg, "fix-refresh").values()) == {"t3.small"}
+
+
+def test_instance_refresh_skip_matching_and_cancel(local_cloud: server.Endpoint) -> None:
+    ec2, asg = _group_on_template(local_cloud.url, "fix-refresh-skip", 2)
+    asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip", Preferences={"MinHealthyPercentage": 100})
+    for _ in range(4):
+        asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")
+    # every instance now matches: a SkipMatching refresh has nothing to replace
+    asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip", Preferences={"SkipMatching": True})
+    refresh = asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")["InstanceRefreshes"][0]
+    assert (refresh["Status"], refresh["InstancesToUpdate"]) == ("Successful", 0)
+    with pytest.raises(ClientError) as err:
+        asg.cancel_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
+    assert err.value.response["Error"]["Code"] == "ActiveInstanceRefreshNotFound"
+    asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
+    asg.cancel_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
+    statuses = [r["Status"] for r in asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")["InstanceRefreshes"]]
+    assert statuses[0] == "Cancelled"
+
+
+def test_plain_moto_lacks_instance_refresh(plain_moto: str) -> None:
+    _, asg = _group_on_template(plain_moto, "plain-refresh", 1)
+    with pytest.raises((ClientError, ResponseParserError)):
+        asg.start_instance_refresh(AutoScalingGroupName="plain-refresh")

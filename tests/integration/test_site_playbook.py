@@ -112,6 +112,13 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_ami_env=staging", "stack_ami_env=staging is invalid"),
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/0"}', "stack_admin_cidr=0.0.0.0/0 is invalid"),
     ("stack_health_check_interval=1", "stack_health_check_interval=1 is invalid: give 5 to 300 seconds"),
+    ("stack_cpu_low=80", "stack_cpu_low=80 (high 70) is invalid: keep 1 <= stack_cpu_low < stack_cpu_high"),
+    ("stack_dns_weight=300", "stack_dns_weight=300 is invalid: give a Route53 weight from 0 to 255"),
+    ("stack_certificate_arn=my-cert", "stack_certificate_arn=my-cert is invalid: give an ACM certificate ARN"),
+    ("stack_dns_zone=Example.COM.", "stack_dns_zone=Example.COM. is invalid: give a domain such as example.com"),
+    ("stack_rollout_min_healthy_percentage=150", "stack_rollout_min_healthy_percentage=150 is invalid: give 0 to 100"),
+    ("stack_launch_kind=spot", "value of stack_launch_kind must be one of: template, configuration, got: spot"),
+    ("stack_volume_size=2", "stack_volume_size=2 is invalid: give the root volume 8 to 16384 GiB"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str

@@ -17,6 +17,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
+from nodestack.local_cloud import fix_instance_refresh, fix_launch_template_versions
+
 
 @dataclass(frozen=True)
 class Fix:
@@ -68,6 +70,10 @@ def _elb_attributes_of_missing_lb() -> None:
 FIXES: tuple[Fix, ...] = (
     Fix("autoscaling-disable-metrics-collection", "DisableMetricsCollection implemented", _disable_metrics_collection),
     Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound", _elb_attributes_of_missing_lb),
+    Fix("ec2-delete-launch-template-versions", "DeleteLaunchTemplateVersions; numbers never reused; new versions keep user data",
+        fix_launch_template_versions.apply),
+    Fix("autoscaling-instance-refresh", "Start/Describe/CancelInstanceRefresh: rolling batches by MinHealthyPercentage",
+        fix_instance_refresh.apply),
 )
 
 

@@ -1,0 +1,142 @@
+"""autoscaling StartInstanceRefresh / DescribeInstanceRefreshes / CancelInstanceRefresh: not
+implemented in moto 5.2.
+
+AWS: a rolling refresh replaces the group's instances with ones from its current launch
+template or configuration, in batches that keep MinHealthyPercentage (default 90) of the
+desired capacity in service: min 100% replaces one instance at a time, 0% all at once.
+SkipMatching leaves instances that already match. One refresh at a time per group
+(InstanceRefreshInProgress); Cancel stops an active one (ActiveInstanceRefreshNotFound
+when there is none). Describe lists the newest first.
+
+The emulator has no clock: a refresh advances one batch each time it is described, so a
+caller polling DescribeInstanceRefreshes sees Pending, InProgress with a growing
+PercentageComplete, then Successful, as on AWS. Each batch really terminates instances
+and launches replacements from the group's current launch template.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult
+
+ACTIVE = ("Pending", "InProgress", "Cancelling")
+
+
+@dataclass
+class Refresh:
+    group: str
+    preferences: dict[str, Any]
+    to_replace: list[str]
+    refresh_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "Pending"
+    start: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    end: datetime | None = None
+    replaced: int = 0
+
+    def describe(self) -> dict[str, Any]:
+        total = self.replaced + len(self.to_replace)
+        done = 100 if self.status == "Successful" else (self.replaced * 100 // total if total else 0)
+        item = {"InstanceRefreshId": self.refresh_id, "AutoScalingGroupName": self.group, "Status": self.status,
+                "StartTime": self.start, "PercentageComplete": done, "InstancesToUpdate": len(self.to_replace),
+                "Preferences": self.preferences}
+        return {**item, "EndTime": self.end} if self.end else item
+
+
+def _refreshes(backend: AutoScalingBackend) -> list[Refresh]:
+    if not hasattr(backend, "instance_refreshes"):
+        backend.instance_refreshes = []  # type: ignore[attr-defined]
+    return backend.instance_refreshes  # type: ignore[attr-defined,no-any-return]
+
+
+def _group(backend: AutoScalingBackend, name: str) -> FakeAutoScalingGroup:
+    group = backend.autoscaling_groups.get(name)
+    if group is None:
+        raise ValidationError(f"AutoScalingGroup name not found - {name}")
+    return group
+
+
+def _matches(group: FakeAutoScalingGroup, instance: Any) -> bool:
+    return bool(instance.image_id == group.image_id and instance.instance_type == group.instance_type)
+
+
+def _batch_size(group: FakeAutoScalingGroup, prefs: dict[str, Any]) -> int:
+    desired = group.desired_capacity or 0
+    if int(prefs["MaxHealthyPercentage"]) > 100:  # launch before terminating
+        return max(1, desired * (int(prefs["MaxHealthyPercentage"]) - 100) // 100)
+    return max(1, desired - math.ceil(desired * int(prefs["MinHealthyPercentage"]) / 100))
+
+
+def _advance(backend: AutoScalingBackend, refresh: Refresh) -> None:
+    if refresh.status == "Cancelling":
+        refresh.status, refresh.end = "Cancelled", datetime.now(timezone.utc)
+        return
+    if refresh.status not in ("Pending", "InProgress"):
+        return
+    group = backend.autoscaling_groups.get(refresh.group)
+    present = {state.instance.id for state in group.instance_states} if group else set()
+    refresh.to_replace = [i for i in refresh.to_replace if i in present]
+    if refresh.status == "Pending":
+        refresh.status = "InProgress"
+    elif group is not None and refresh.to_replace:
+        batch = refresh.to_replace[:_batch_size(group, refresh.preferences)]
+        backend.detach_instances(group.name, batch, should_decrement=False)  # refills from the launch template
+        backend.ec2_backend.terminate_instances(batch)
+        backend.update_attached_target_groups(group.name)
+        refresh.to_replace = refresh.to_replace[len(batch):]
+        refresh.replaced += len(batch)
+    if refresh.status == "InProgress" and not refresh.to_replace:
+        refresh.status, refresh.end = "Successful", datetime.now(timezone.utc)
+
+
+def _start(self: AutoScalingResponse) -> ActionResult:
+    backend = self.autoscaling_backend
+    group = _group(backend, self._get_param("AutoScalingGroupName"))
+    if any(r.group == group.name and r.status in ACTIVE for r in _refreshes(backend)):
+        raise AutoscalingClientError("InstanceRefreshInProgress",
+                                     f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh for {group.name}.")
+    given = self._get_param("Preferences") or {}
+    prefs = {"MinHealthyPercentage": 90, "MaxHealthyPercentage": 100, "SkipMatching": False,
+             "InstanceWarmup": group.health_check_grace_period, **given}
+    instances = [s.instance for s in group.active_instances()]
+    todo = [i.id for i in instances if not (prefs["SkipMatching"] and _matches(group, i))]
+    refresh = Refresh(group.name, prefs, todo)
+    _refreshes(backend).append(refresh)
+    return ActionResult({"InstanceRefreshId": refresh.refresh_id})
+
+
+def _describe(self: AutoScalingResponse) -> ActionResult:
+    backend = self.autoscaling_backend
+    name = self._get_param("AutoScalingGroupName")
+    _group(backend, name)
+    wanted = self._get_param("InstanceRefreshIds") or []
+    found = [r for r in _refreshes(backend) if r.group == name and (not wanted or r.refresh_id in wanted)]
+    for refresh in found:
+        _advance(backend, refresh)
+    found.sort(key=lambda r: r.start, reverse=True)
+    return ActionResult({"InstanceRefreshes": [r.describe() for r in found]})
+
+
+def _cancel(self: AutoScalingResponse) -> ActionResult:
+    backend = self.autoscaling_backend
+    name = self._get_param("AutoScalingGroupName")
+    _group(backend, name)
+    active = [r for r in _refreshes(backend) if r.group == name and r.status in ("Pending", "InProgress")]
+    if not active:
+        raise AutoscalingClientError("ActiveInstanceRefreshNotFound",
+                                     f"No in progress or pending Instance Refresh found for Auto Scaling group {name}")
+    active[0].status = "Cancelling"
+    return ActionResult({"InstanceRefreshId": active[0].refresh_id})
+
+
+def apply() -> None:
+    AutoScalingResponse.start_instance_refresh = _start  # type: ignore[attr-defined]
+    AutoScalingResponse.describe_instance_refreshes = _describe  # type: ignore[attr-defined]
+    AutoScalingResponse.cancel_instance_refresh = _cancel  # type: ignore[attr-defined]

@@ -1,0 +1,169 @@
+"""The whole stack on a local cloud of its own: check mode, verify, rolling update and its
+guard, an interrupted run, teardown."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nodestack.local_cloud import request_log, server
+from tests.conftest import BIN, REPO, client, endpoint_in, make_image
+from tests.integration.test_site_playbook import playbook, recap
+
+WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.Endpoint]:
+    with endpoint_in(tmp_path_factory.mktemp("stack")) as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(scope="module")
+def env(cloud: server.Endpoint) -> dict[str, str]:
+    return {**os.environ, **server.environment(cloud.port)}
+
+
+def promote(cloud: server.Endpoint) -> str:
+    ami = make_image(cloud, "true")
+    client(cloud.url, "ssm").put_parameter(Name="/nodeapp/dev/ami/latest", Value=ami, Type="String", Overwrite=True)
+    return ami
+
+
+def writes_since(cloud: server.Endpoint, offset: int) -> list[str]:
+    return sorted(call for call in request_log.count_calls(cloud.request_log, offset)[1] if WRITES.search(call))
+
+
+def group_amis(cloud: server.Endpoint) -> list[str]:
+    group = client(cloud.url, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["nodeapp-local"])["AutoScalingGroups"][0]
+    ids = [i["InstanceId"] for i in group["Instances"]]
+    reservations = client(cloud.url, "ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    return sorted(i["ImageId"] for r in reservations for i in r["Instances"])
+
+
+def test_check_mode_on_an_empty_account_changes_nothing(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    promote(cloud)
+    before = request_log.log_size(cloud.request_log)
+    result = playbook(env, "site.yml", "--check", "--diff")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result.stdout)["changed"] > 0, "check mode must show what would change"
+    assert writes_since(cloud, before) == []
+
+
+def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    result = playbook(env, "site.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"nodeapp-local verified: \d+ passed", result.stdout), result.stdout[-2000:]
+    before = request_log.log_size(cloud.request_log)
+    check = playbook(env, "site.yml", "--check", "--diff", "-e", "stack_app_port=3001", "-e", "stack_health_check_port=3001")
+    assert check.returncode == 0, check.stdout[-3000:]
+    app_group_task = check.stdout.split("TASK [App group")[1].split("TASK [")[0]
+    assert '-            "from_port": 3000,' in app_group_task and '+            "from_port": "3001",' in app_group_task
+    assert writes_since(cloud, before) == []
+    app = client(cloud.url, "ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["nodeapp-local-app"]}])
+    assert [p["FromPort"] for p in app["SecurityGroups"][0]["IpPermissions"]] == [3000]
+
+
+def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "site.yml").returncode == 0
+    asg = client(cloud.url, "autoscaling")
+    asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=5)
+    try:
+        result = playbook(env, "playbooks/verify.yml")
+        assert result.returncode != 0
+        assert "FAILED verify/test_deployed_stack.py::test_group_capacity_and_subnets" in result.stdout
+    finally:
+        asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=120)
+
+
+def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "site.yml").returncode == 0
+    old = group_amis(cloud)
+    new_ami = promote(cloud)
+    assert new_ami not in old
+    result = playbook(env, "playbooks/rollout.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"replaced 2 instance(s) with {new_ami}, at most 1 at a time" in result.stdout
+    assert group_amis(cloud) == [new_ami, new_ami]
+    again = playbook(env, "playbooks/rollout.yml")
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
+    assert "nothing to roll out" in again.stdout
+
+
+def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "site.yml").returncode == 0
+    old = group_amis(cloud)
+    new_ami = promote(cloud)
+    before = request_log.log_size(cloud.request_log)
+    refused = playbook(env, "playbooks/rollout.yml", "-e", "stack_rollout_min_healthy_percentage=0")
+    assert refused.returncode != 0
+    assert "would replace all 2 instances of nodeapp-local at once" in refused.stdout
+    assert "-e confirm_replace=true" in refused.stdout
+    assert writes_since(cloud, before) == [] and group_amis(cloud) == old
+    confirmed = playbook(env, "playbooks/rollout.yml", "-e", "stack_rollout_min_healthy_percentage=0", "-e", "confirm_replace=true")
+    assert confirmed.returncode == 0, confirmed.stdout[-3000:]
+    assert group_amis(cloud) == [new_ami, new_ami]
+
+
+def test_interrupted_run_converges_without_duplicates(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "playbooks/teardown.yml").returncode == 0
+    log = cloud.request_log
+    before = request_log.log_size(log)
+    run = subprocess.Popen([str(BIN / "ansible-playbook"), "site.yml"], cwd=REPO, env=env, start_new_session=True,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while "elasticloadbalancing:CreateTargetGroup" not in request_log.count_calls(log, before)[1]:
+        assert run.poll() is None and time.monotonic() < deadline, "site.yml ended before the load balancer step"
+        time.sleep(0.2)
+    os.killpg(run.pid, signal.SIGKILL)  # as a lost terminal or a dead CI runner would
+    run.wait()
+    result = playbook(env, "site.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    ec2, elb = client(cloud.url, "ec2"), client(cloud.url, "elbv2")
+    tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]
+    assert len(ec2.describe_vpcs(Filters=tagged)["Vpcs"]) == 1
+    assert len(ec2.describe_subnets(Filters=tagged)["Subnets"]) == 4
+    assert len(ec2.describe_security_groups(Filters=tagged)["SecurityGroups"]) == 2
+    assert [b["LoadBalancerName"] for b in elb.describe_load_balancers()["LoadBalancers"]] == ["nodeapp-local"]
+    assert [g["TargetGroupName"] for g in elb.describe_target_groups()["TargetGroups"]] == ["nodeapp-local-app"]
+    groups = client(cloud.url, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert [(g["AutoScalingGroupName"], len(g["Instances"])) for g in groups] == [("nodeapp-local", 2)]
+
+
+def test_teardown_refuses_prod_without_confirmation(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    before = request_log.log_size(cloud.request_log)
+    result = playbook(env, "playbooks/teardown.yml", "-e", "stack_env=prod")
+    assert result.returncode != 0
+    assert "Re-run with -e confirm_teardown=prod" in result.stdout
+    assert request_log.count_calls(cloud.request_log, before)[0] == 0
+
+
+def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "site.yml").returncode == 0
+    # another environment's resource, which teardown must not touch
+    ec2 = client(cloud.url, "ec2")
+    other = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
+        {"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "dev"}, {"Key": "Name", "Value": "nodeapp-local"}]}])
+    result = playbook(env, "playbooks/teardown.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]
+    assert ec2.describe_vpcs(Filters=tagged)["Vpcs"] == []
+    assert ec2.describe_security_groups(Filters=tagged)["SecurityGroups"] == []
+    assert ec2.describe_launch_templates()["LaunchTemplates"] == []
+    assert client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert client(cloud.url, "elbv2").describe_target_groups()["TargetGroups"] == []
+    assert client(cloud.url, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
+    assert client(cloud.url, "cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert client(cloud.url, "iam").list_instance_profiles()["InstanceProfiles"] == []
+    assert client(cloud.url, "route53").list_hosted_zones()["HostedZones"] == []
+    assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[other["Vpc"]["VpcId"]])["Vpcs"]] == [other["Vpc"]["VpcId"]]
+    again = playbook(env, "playbooks/teardown.yml")
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
