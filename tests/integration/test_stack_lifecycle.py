@@ -93,6 +93,8 @@ def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"replaced 2 instance(s) with {new_ami}, at most 1 at a time" in result.stdout
     assert group_amis(cloud) == [new_ami, new_ami]
+    verified = playbook(env, "playbooks/verify.yml")  # the target group holds the new instances only
+    assert verified.returncode == 0, verified.stdout[-3000:]
     again = playbook(env, "playbooks/rollout.yml")
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
     assert "nothing to roll out" in again.stdout

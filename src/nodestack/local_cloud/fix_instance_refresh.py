@@ -87,6 +87,8 @@ def _advance(backend: AutoScalingBackend, refresh: Refresh) -> None:
         refresh.status = "InProgress"
     elif group is not None and refresh.to_replace:
         batch = refresh.to_replace[:_batch_size(group, refresh.preferences)]
+        for arn in group.target_group_arns:  # AWS deregisters replaced instances from the target groups
+            backend.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in batch])
         backend.detach_instances(group.name, batch, should_decrement=False)  # refills from the launch template
         backend.ec2_backend.terminate_instances(batch)
         backend.update_attached_target_groups(group.name)
