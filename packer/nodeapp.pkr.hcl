@@ -58,6 +58,12 @@ variable "ssh_host" {
   description = "Connect here instead of the instance's address; local mode: 127.0.0.1 only."
 }
 
+variable "build_known_hosts" {
+  type        = string
+  default     = ""
+  description = "known_hosts of the build host (local mode); empty: read from the instance's console output."
+}
+
 variable "ssh_port" {
   type    = number
   default = 22
@@ -196,6 +202,9 @@ build {
       "BUILD_PORT=${build.Port}",
       "BUILD_USER=${build.User}",
       "BUILD_SSH_KEY=${build.SSHPrivateKey}",
+      "BUILD_INSTANCE_ID=${build.ID}",
+      "BUILD_KNOWN_HOSTS=${var.build_known_hosts}",
+      "AWS_REGION=${var.region}",
       "NODESTACK_EXPECT_NODE=${var.nodejs_version}",
       "NODESTACK_EXPECT_REVISION=${var.app_revision}",
     ]

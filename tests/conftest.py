@@ -70,7 +70,12 @@ def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.End
 @pytest.fixture(scope="session")
 def aws_env(local_cloud: server.Endpoint) -> dict[str, str]:
     """Process environment pointing boto3, Ansible and the CLI at the session's local cloud."""
-    return {**os.environ, **server.environment(local_cloud.port)}
+    return env_for(local_cloud)
+
+
+def env_for(endpoint: server.Endpoint) -> dict[str, str]:
+    """Process environment pointing boto3, Ansible and the CLI at a local endpoint."""
+    return {**os.environ, **server.environment(endpoint.port)}
 
 
 def client(url: str, service: str):  # type: ignore[no-untyped-def]

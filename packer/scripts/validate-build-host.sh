@@ -7,8 +7,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 umask 077
 printf '%s\n' "${BUILD_SSH_KEY:?}" > "$work/key"
-# The build host is ephemeral and its host key unknown (Packer does not check it either).
-printf 'Host *\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n' > "$work/ssh_config"
+# The host key is checked: local mode gives the build container's keys; on AWS they come
+# from the instance's console output (cloud-init prints them there).
+if [ -n "${BUILD_KNOWN_HOSTS:-}" ]; then
+  cp "$BUILD_KNOWN_HOSTS" "$work/known_hosts"
+else
+  "${PYTHON:-python3}" -m nodestack.bake.host_keys "${BUILD_INSTANCE_ID:?}" "${BUILD_HOST:?}" "${BUILD_PORT:?}" > "$work/known_hosts"
+fi
+printf 'Host *\n  StrictHostKeyChecking yes\n  UserKnownHostsFile %s\n  LogLevel ERROR\n' "$work/known_hosts" > "$work/ssh_config"
 "${PYTHON:-python3}" -m pytest -q -p no:cacheprovider --no-header --sudo \
   --ssh-config="$work/ssh_config" --ssh-identity-file="$work/key" \
   --hosts="ssh://${BUILD_USER:?}@${BUILD_HOST:?}:${BUILD_PORT:?}" "$(dirname "$0")/../tests"

@@ -6,20 +6,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from nodestack.bake import job
+from nodestack.bake import job, validate
 from nodestack.local_cloud import server
 from nodestack.bake.build_host import podman
 from tests.conftest import REPO, cli, client
 
 REVISIONS_FILE = REPO / ".state/git-fixture/revisions.json"
-HEALTH = ("import urllib.request, json; "
-          "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +81,9 @@ def test_local_images_serve_health_after_boot(baked: dict[str, object]) -> None:
         podman("run", "-d", "--name", name, "--systemd=always", f"localhost/nodestack-ami:{entry['ami_id']}",
                "/sbin/init")
         try:
-            deadline = time.monotonic() + 90
-            while (probe := podman("exec", name, "python3", "-c", HEALTH, check=False)).returncode != 0:
-                assert time.monotonic() < deadline, f"{env}: no /health after boot"
-                time.sleep(1)
-            assert probe.stdout.strip() == expected
+            version = validate.health_version(name, 90)
+            assert version is not None, f"{env}: no /health after boot"
+            assert version == expected
             mode = podman("exec", name, "grep", "^AUTO_START_MODE=", "/etc/default/nodeapp").stdout.strip()
             assert mode == f"AUTO_START_MODE={'pull' if env == 'dev' else 'baked'}"
         finally:

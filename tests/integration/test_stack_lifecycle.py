@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nodestack.local_cloud import request_log, server
-from tests.conftest import BIN, REPO, client, endpoint_in, make_image
+from tests.conftest import BIN, REPO, client, endpoint_in, env_for, make_image
 from tests.integration.test_site_playbook import playbook, recap
 
 WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
@@ -22,13 +22,16 @@ WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|D
 
 @pytest.fixture(scope="module")
 def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.Endpoint]:
+    """A local cloud of this module's own (teardown must not meet other tests' stacks), with
+    a promoted AMI, so any test here runs alone."""
     with endpoint_in(tmp_path_factory.mktemp("stack")) as endpoint:
+        promote(endpoint)
         yield endpoint
 
 
 @pytest.fixture(scope="module")
 def env(cloud: server.Endpoint) -> dict[str, str]:
-    return {**os.environ, **server.environment(cloud.port)}
+    return env_for(cloud)
 
 
 def promote(cloud: server.Endpoint) -> str:
@@ -50,7 +53,6 @@ def group_amis(cloud: server.Endpoint) -> list[str]:
 
 
 def test_check_mode_on_an_empty_account_changes_nothing(cloud: server.Endpoint, env: dict[str, str]) -> None:
-    promote(cloud)
     before = request_log.log_size(cloud.request_log)
     result = playbook(env, "site.yml", "--check", "--diff")
     assert result.returncode == 0, result.stdout[-3000:]

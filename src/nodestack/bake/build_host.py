@@ -37,7 +37,8 @@ def podman(*args: str, check: bool = True, timeout: float = 120,
 
 @dataclass
 class LocalBuildHost:
-    """`with LocalBuildHost(name, env, ec2) as host:` -> host.port, host.key_file, host.key_name."""
+    """`with LocalBuildHost(name, env, ec2) as host:` -> host.port, host.key_file, host.key_name,
+    host.known_hosts (its sshd's host keys, so SSH to it checks them)."""
 
     name: str
     env: str
@@ -45,6 +46,7 @@ class LocalBuildHost:
     port: int = 0
     key_file: Path | None = None
     key_name: str = ""
+    known_hosts: Path | None = None
 
     def __enter__(self) -> LocalBuildHost:
         try:
@@ -86,6 +88,9 @@ class LocalBuildHost:
         )
         podman("exec", "-i", self.name, "sh", "-c", script, stdin=public_key, timeout=60)
         self._wait_for_sshd()
+        host_keys = podman("exec", self.name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout.splitlines()
+        self.known_hosts = workdir / "known_hosts"
+        self.known_hosts.write_text("".join(f"[127.0.0.1]:{self.port} {' '.join(k.split()[:2])}\n" for k in host_keys if k))
 
     def _apt_cache(self) -> Path:
         """One .deb cache per environment (parallel bakes would contend for apt's lock)."""

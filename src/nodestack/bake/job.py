@@ -229,7 +229,8 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 phase("build_host", began)
                 if host:
                     variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
-                                      "ssh_private_key_file": str(host.key_file)})
+                                      "ssh_private_key_file": str(host.key_file),
+                                      "build_known_hosts": str(host.known_hosts)})
                 guard = ImdsGuard(ec2, f"nodeapp-{env}-{stamp}")
                 guard.start()
                 began = time.monotonic()

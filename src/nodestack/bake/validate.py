@@ -23,6 +23,17 @@ def local_image(ami_id: str) -> str:
     return f"{LOCAL_AMI_IMAGE}:{ami_id}"
 
 
+def health_version(container: str, timeout_s: float) -> str | None:
+    """The version the app's /health reports inside the container, asked until it answers;
+    None when it did not within timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while (result := podman("exec", container, "python3", "-c", _HEALTH, check=False)).returncode != 0:
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(1)
+    return result.stdout.strip()
+
+
 def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outcome:
     """Commit the build host as the AMI's local image, boot a fresh container from it, and
     wait for /health: the app must come up on boot with nobody running anything."""
@@ -31,17 +42,12 @@ def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outc
     probe = f"{container}-boot"
     podman("run", "-d", "--name", probe, "--systemd=always", image, "/sbin/init")
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = podman("exec", probe, "python3", "-c", _HEALTH, check=False)
-            if result.returncode == 0:
-                return Outcome(True, f"booted {image}: /health 200, version {result.stdout.strip()}")
-            if time.monotonic() > deadline:
-                journal = podman("exec", probe, "journalctl", "-u", "nodeapp", "--no-pager", "-n", "20", "-o", "cat",
-                                 check=False).stdout
-                return Outcome(False, f"a container booted from {image} did not serve /health within "
-                                      f"{timeout_s:.0f}s:\n{journal}")
-            time.sleep(1)
+        version = health_version(probe, timeout_s)
+        if version is not None:
+            return Outcome(True, f"booted {image}: /health 200, version {version}")
+        journal = podman("exec", probe, "journalctl", "-u", "nodeapp", "--no-pager", "-n", "20", "-o", "cat",
+                         check=False).stdout
+        return Outcome(False, f"a container booted from {image} did not serve /health within {timeout_s:.0f}s:\n{journal}")
     finally:
         podman("rm", "-f", "-t", "0", probe, check=False)
 
