@@ -117,6 +117,49 @@ def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endp
     assert group_amis(cloud) == [new_ami, new_ami]
 
 
+def weights(cloud: server.Endpoint) -> dict[str, int]:
+    route53 = client(cloud.url, "route53")
+    zone = route53.list_hosted_zones_by_name(DNSName="local.nodeapp.test.")["HostedZones"][0]["Id"]
+    return {r["SetIdentifier"]: r["Weight"] for r in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+            if r["Name"] == "app.local.nodeapp.test." and "SetIdentifier" in r}
+
+
+def test_bluegreen_shifts_in_steps_checks_health_and_rolls_back(cloud: server.Endpoint, env: dict[str, str]) -> None:
+    assert playbook(env, "playbooks/teardown.yml").returncode == 0  # blue/green replaces the single release
+    for args in (["-e", "stack_color=blue"], ["-e", "stack_color=green", "-e", "stack_dns_weight=0"]):
+        built = playbook(env, "site.yml", *args)
+        assert built.returncode == 0, built.stdout[-3000:]
+    assert weights(cloud) == {"app-blue": 100, "app-green": 0}
+
+    shifted = playbook(env, "playbooks/bluegreen.yml", "-e", "bluegreen_to=green", "-e", '{"stack_bluegreen_steps": [50, 100]}')
+    assert shifted.returncode == 0, shifted.stdout[-3000:]
+    assert "Step 1 - green at 50%" in shifted.stdout and "Step 2 - green at 100%" in shifted.stdout
+    assert weights(cloud) == {"app-blue": 0, "app-green": 100}
+    # a later site run of a colour keeps the weight blue/green set
+    assert playbook(env, "site.yml", "-e", "stack_color=blue").returncode == 0
+    assert weights(cloud) == {"app-blue": 0, "app-green": 100}
+
+    asg = client(cloud.url, "autoscaling")
+    blue = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["nodeapp-local-blue"])["AutoScalingGroups"][0]
+    sick = blue["Instances"][0]["InstanceId"]
+    asg.set_instance_health(InstanceId=sick, HealthStatus="Unhealthy")
+    refused = playbook(env, "playbooks/bluegreen.yml", "-e", "bluegreen_to=blue")
+    assert refused.returncode != 0
+    assert "nodeapp-local-blue is not healthy" in refused.stdout and sick in refused.stdout
+    assert weights(cloud) == {"app-blue": 0, "app-green": 100}, "a failed step puts the weights back"
+    asg.set_instance_health(InstanceId=sick, HealthStatus="Healthy")
+
+    rolled_back = playbook(env, "playbooks/bluegreen.yml", "-e", "bluegreen_to=green", "-e", "bluegreen_rollback=true")
+    assert rolled_back.returncode == 0, rolled_back.stdout[-3000:]
+    assert weights(cloud) == {"app-blue": 100, "app-green": 0}
+
+    # one colour goes; the other's record (its own set identifier) stays
+    assert playbook(env, "playbooks/teardown.yml", "-e", "stack_color=green").returncode == 0
+    assert weights(cloud) == {"app-blue": 100}
+    groups = client(cloud.url, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
+    assert [g["AutoScalingGroupName"] for g in groups] == ["nodeapp-local-blue"]
+
+
 def test_interrupted_run_converges_without_duplicates(cloud: server.Endpoint, env: dict[str, str]) -> None:
     assert playbook(env, "playbooks/teardown.yml").returncode == 0
     log = cloud.request_log
