@@ -109,6 +109,27 @@ def test_delete_launch_template_versions(local_cloud: server.Endpoint) -> None:
     assert new["LaunchTemplateVersion"]["VersionNumber"] == 4
 
 
+def _tagged_template(ec2, name: str) -> list:  # type: ignore[no-untyped-def,type-arg]
+    ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={"ImageId": "ami-785db401",
+                            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}]},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "Project", "Value": "nodestack"}]}])
+    version = ec2.describe_launch_template_versions(LaunchTemplateName=name)["LaunchTemplateVersions"][0]
+    return [t["ResourceType"] for t in version["LaunchTemplateData"]["TagSpecifications"]]
+
+
+def test_template_tags_stay_out_of_the_version_data(local_cloud: server.Endpoint) -> None:
+    ec2 = _client(local_cloud.url, "ec2")
+    assert _tagged_template(ec2, "fix-lt-tags") == ["instance"]
+    template = ec2.describe_launch_templates(LaunchTemplateNames=["fix-lt-tags"])["LaunchTemplates"][0]
+    assert template["Tags"] == [{"Key": "Project", "Value": "nodestack"}]
+
+
+def test_plain_moto_copies_template_tags_into_the_version(plain_moto: str) -> None:
+    assert _tagged_template(_client(plain_moto, "ec2"), "plain-lt-tags") == ["instance", "launch-template"]
+
+
 def test_plain_moto_lacks_delete_launch_template_versions(plain_moto: str) -> None:
     ec2 = _client(plain_moto, "ec2")
     _template_with_versions(ec2, "plain-lt-versions", 2)

@@ -64,6 +64,8 @@ def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoi
     result = playbook(env, "site.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"nodeapp-local verified: \d+ passed", result.stdout), result.stdout[-2000:]
+    again = playbook(env, "site.yml")  # the first re-run after a cold create
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
     before = request_log.log_size(cloud.request_log)
     check = playbook(env, "site.yml", "--check", "--diff", "-e", "stack_app_port=3001", "-e", "stack_health_check_port=3001")
     assert check.returncode == 0, check.stdout[-3000:]

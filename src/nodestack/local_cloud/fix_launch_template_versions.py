@@ -8,6 +8,11 @@ Version numbers are never reused, so lookups go by number, not by list position.
 Also: moto keeps the UserData of CreateLaunchTemplateVersion as a plain string where the
 rest of moto expects its base64 type, so an Auto Scaling group launching from such a
 version fails (HTTP 500). New versions' user data is stored as CreateLaunchTemplate does.
+
+And: moto's CreateLaunchTemplate copies the request's tags for the template itself
+(ResourceType launch-template) into version 1's LaunchTemplateData.TagSpecifications,
+where AWS keeps only what instances and volumes get; so version 1 never equals the same
+data sent again, and amazon.aws.ec2_launch_template makes a needless version 2.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from typing import Any
 from moto.core.responses import ActionResult
 from moto.core.types import Base64EncodedString
 from moto.ec2.exceptions import InvalidLaunchTemplateVersionNotFound
-from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateVersion
+from moto.ec2.models.launch_templates import LaunchTemplate, LaunchTemplateBackend, LaunchTemplateVersion
 from moto.ec2.responses.launch_templates import LaunchTemplates
 
 
@@ -40,6 +45,14 @@ def _create_version(self: LaunchTemplate, data: dict[str, Any], description: str
     self.highest_version_number = highest + 1  # type: ignore[attr-defined]
     self.versions.append(version)
     return version
+
+
+def _without_template_tags(original: Any) -> Any:
+    def create(self: Any, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]) -> LaunchTemplate:
+        specs = [t for t in template_data.get("TagSpecifications", []) if t.get("ResourceType") != "launch-template"]
+        data = {**template_data, "TagSpecifications": specs} if specs else {k: v for k, v in template_data.items() if k != "TagSpecifications"}
+        return original(self, name, description, data, tag_spec)  # type: ignore[no-any-return]
+    return create
 
 
 def _delete_versions(self: LaunchTemplates) -> ActionResult:
@@ -68,3 +81,5 @@ def apply() -> None:
     LaunchTemplate.default_version = lambda self: _get_version(self, self.default_version_number)  # type: ignore[method-assign]
     LaunchTemplate.create_version = _create_version  # type: ignore[method-assign]
     LaunchTemplates.delete_launch_template_versions = _delete_versions  # type: ignore[attr-defined]
+    LaunchTemplateBackend.create_launch_template = _without_template_tags(  # type: ignore[method-assign]
+        LaunchTemplateBackend.create_launch_template)

@@ -70,7 +70,7 @@ def _elb_attributes_of_missing_lb() -> None:
 FIXES: tuple[Fix, ...] = (
     Fix("autoscaling-disable-metrics-collection", "DisableMetricsCollection implemented", _disable_metrics_collection),
     Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound", _elb_attributes_of_missing_lb),
-    Fix("ec2-delete-launch-template-versions", "DeleteLaunchTemplateVersions; numbers never reused; new versions keep user data",
+    Fix("ec2-delete-launch-template-versions", "DeleteLaunchTemplateVersions; numbers never reused; user data and tags of versions as AWS keeps them",
         fix_launch_template_versions.apply),
     Fix("autoscaling-instance-refresh", "Start/Describe/CancelInstanceRefresh: rolling batches by MinHealthyPercentage",
         fix_instance_refresh.apply),
