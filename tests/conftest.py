@@ -13,7 +13,7 @@ import boto3
 from botocore.config import Config
 import pytest
 
-from nodestack.bench import free_port
+from nodestack.paths import free_port
 from nodestack.local_cloud import server
 
 REPO = Path(__file__).resolve().parents[1]

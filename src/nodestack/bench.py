@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from nodestack import molecule_runner
 from nodestack.local_cloud import base_image, request_log, server
-from nodestack.paths import REPO_ROOT, podman_env, state_dir
+from nodestack.paths import REPO_ROOT, free_port, podman_env, state_dir
 
 Metrics = dict[str, float]
 _RECAP = re.compile(r"^\S+\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
@@ -35,13 +34,6 @@ class Scenario:
     summary: str
     run_once: Callable[[], Metrics]
     default_runs: int = 3
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(*args: str, env: dict[str, str]) -> None:

@@ -9,25 +9,22 @@ import time
 
 from nodestack import bench, molecule_runner
 from nodestack.bake import job as bake_job
-from nodestack.local_cloud import base_image, server
+from nodestack.local_cloud import base_image, local_status, server
 
 
 def _local(args: argparse.Namespace) -> int:
     if args.action == "up":
         endpoint, started = server.up(port=args.port)
         verb = "started" if started else "already running"
-        print(f"local cloud {verb}: {endpoint.url} (pid {endpoint.pid}); log {server.log_file()}")
+        print(f"local cloud {verb}: {endpoint.url} (pid {endpoint.pid}), DNS 127.0.0.1:{endpoint.dns_port}; "
+              f"log {server.log_file()}")
     elif args.action == "down":
         stopped = server.down()
         print(f"local cloud stopped (pid {stopped.pid})" if stopped else "local cloud was not running")
     elif args.action == "status":
-        running = server.current()
-        if running is None:
-            print("local cloud: stopped")
-            return 3  # like `systemctl status` of a stopped unit
-        state = "running" if server.answers(running.url) else "not answering"
-        print(f"local cloud: {state} at {running.url} (pid {running.pid})")
-        return 0 if state == "running" else 1
+        return local_status.show(as_json=args.json)
+    elif args.action == "curl":
+        return local_status.fetch(args.url)
     elif args.action == "env":
         running = server.current()
         port = running.port if running else (args.port or server.default_port())
@@ -49,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     local = sub.add_parser("local", help="the local cloud's AWS endpoint (moto server on 127.0.0.1)")
-    local.add_argument("action", choices=["up", "down", "status", "env"])
+    local.add_argument("action", choices=["up", "down", "status", "env", "curl"])
+    local.add_argument("url", nargs="?", help="curl: an http(s) URL whose host the local DNS server resolves")
+    local.add_argument("--json", action="store_true", help="status: one JSON object")
     local.add_argument("--port", type=int, default=None,
                        help=f"TCP port on 127.0.0.1 (default $NODESTACK_LOCAL_PORT or {server.DEFAULT_PORT})")
     local.set_defaults(func=_local)

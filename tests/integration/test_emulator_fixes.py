@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,6 +156,24 @@ def _instances(asg, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def
     return {i["InstanceId"]: i["InstanceType"] for i in group["Instances"]}
 
 
+def _refresh_until_done(asg, name: str, before: set[str], size: int, timeout: float = 30) -> tuple[dict, list]:  # type: ignore[no-untyped-def,type-arg]
+    """Poll a refresh (advanced by the data plane every second) to its end; returns the last
+    description and the distinct (status, old instances left) seen on the way."""
+    seen: list[tuple[str, int]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        refresh = asg.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"][0]
+        current = _instances(asg, name)
+        assert len(current) == size  # never below desired capacity
+        step = (refresh["Status"], len(set(current) & before))
+        if not seen or seen[-1] != step:
+            seen.append(step)
+        if refresh["Status"] not in ("Pending", "InProgress", "Cancelling"):
+            return refresh, seen
+        time.sleep(0.2)
+    raise AssertionError(f"refresh of {name} did not end within {timeout}s: {seen}")
+
+
 def test_instance_refresh_replaces_in_batches_keeping_min_healthy(local_cloud: server.Endpoint) -> None:
     _, asg = _group_on_template(local_cloud.url, "fix-refresh", 4)
     before = _instances(asg, "fix-refresh")
@@ -164,36 +183,78 @@ def test_instance_refresh_replaces_in_batches_keeping_min_healthy(local_cloud: s
     with pytest.raises(ClientError) as err:
         asg.start_instance_refresh(AutoScalingGroupName="fix-refresh")
     assert err.value.response["Error"]["Code"] == "InstanceRefreshInProgress"
-    seen = []
-    for _ in range(10):
-        refresh = asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh")["InstanceRefreshes"][0]
-        current = _instances(asg, "fix-refresh")
-        assert len(current) == 4  # never below desired capacity
-        seen.append((refresh["Status"], refresh.get("PercentageComplete"), len(set(current) & set(before))))
-        if refresh["Status"] == "Successful":
-            break
-    assert refresh["InstanceRefreshId"] == refresh_id
-    # 50 % of 4 kept in service: two old instances replaced per batch
-    assert seen == [("InProgress", 0, 4), ("InProgress", 50, 2), ("Successful", 100, 0)]
+    refresh, seen = _refresh_until_done(asg, "fix-refresh", set(before), 4)
+    assert refresh["InstanceRefreshId"] == refresh_id and refresh["PercentageComplete"] == 100
+    # 50 % of 4 kept in service: two old instances replaced per batch, never more
+    assert {old for _, old in seen} <= {4, 2, 0}, seen
+    assert seen[-1] == ("Successful", 0)
     assert set(_instances(asg, "fix-refresh").values()) == {"t3.small"}
 
 
 def test_instance_refresh_skip_matching_and_cancel(local_cloud: server.Endpoint) -> None:
     ec2, asg = _group_on_template(local_cloud.url, "fix-refresh-skip", 2)
+    before = set(_instances(asg, "fix-refresh-skip"))
     asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip", Preferences={"MinHealthyPercentage": 100})
-    for _ in range(4):
-        asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")
+    refresh, seen = _refresh_until_done(asg, "fix-refresh-skip", before, 2)
+    assert {old for _, old in seen} <= {2, 1, 0}, seen  # 100 %: one at a time
     # every instance now matches: a SkipMatching refresh has nothing to replace
     asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip", Preferences={"SkipMatching": True})
-    refresh = asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")["InstanceRefreshes"][0]
+    refresh, _ = _refresh_until_done(asg, "fix-refresh-skip", set(), 2)
     assert (refresh["Status"], refresh["InstancesToUpdate"]) == ("Successful", 0)
     with pytest.raises(ClientError) as err:
         asg.cancel_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
     assert err.value.response["Error"]["Code"] == "ActiveInstanceRefreshNotFound"
     asg.start_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
     asg.cancel_instance_refresh(AutoScalingGroupName="fix-refresh-skip")
-    statuses = [r["Status"] for r in asg.describe_instance_refreshes(AutoScalingGroupName="fix-refresh-skip")["InstanceRefreshes"]]
-    assert statuses[0] == "Cancelled"
+    refresh, _ = _refresh_until_done(asg, "fix-refresh-skip", set(), 2)
+    assert refresh["Status"] == "Cancelled"
+
+
+def _group_in_two_zones(url: str, name: str, size: int, policies: list[str] | None = None) -> tuple:  # type: ignore[type-arg]
+    ec2, asg = _client(url, "ec2"), _client(url, "autoscaling")
+    vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+               for n, zone in ((1, "us-east-1a"), (2, "us-east-1b"))]
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
+    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name},
+                                  MinSize=0, MaxSize=8, DesiredCapacity=size, VPCZoneIdentifier=",".join(subnets),
+                                  **({"TerminationPolicies": policies} if policies else {}))
+    return ec2, asg
+
+
+def _zones(asg, name: str) -> list[str]:  # type: ignore[no-untyped-def]
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+    return sorted(i["AvailabilityZone"] for i in group["Instances"])
+
+
+def test_instances_spread_over_the_groups_zones(local_cloud: server.Endpoint) -> None:
+    _, asg = _group_in_two_zones(local_cloud.url, "fix-zones", 2)
+    assert _zones(asg, "fix-zones") == ["us-east-1a", "us-east-1b"]
+    asg.set_desired_capacity(AutoScalingGroupName="fix-zones", DesiredCapacity=4)
+    assert _zones(asg, "fix-zones") == ["us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b"]
+    asg.set_desired_capacity(AutoScalingGroupName="fix-zones", DesiredCapacity=3)
+    assert sorted(set(_zones(asg, "fix-zones"))) == ["us-east-1a", "us-east-1b"]  # scale-in from the busier zone
+
+
+def test_scale_in_honours_termination_policies(local_cloud: server.Endpoint) -> None:
+    _, asg = _group_in_two_zones(local_cloud.url, "fix-policies", 2, ["NewestInstance"])
+    first = set(_instances(asg, "fix-policies"))
+    time.sleep(1.1)  # launch times have second resolution
+    asg.set_desired_capacity(AutoScalingGroupName="fix-policies", DesiredCapacity=4)
+    asg.set_desired_capacity(AutoScalingGroupName="fix-policies", DesiredCapacity=2)
+    assert set(_instances(asg, "fix-policies")) == first  # the newest went first
+    asg.update_auto_scaling_group(AutoScalingGroupName="fix-policies", TerminationPolicies=["OldestInstance"])
+    group = asg.describe_auto_scaling_groups(AutoScalingGroupNames=["fix-policies"])["AutoScalingGroups"][0]
+    assert group["TerminationPolicies"] == ["OldestInstance"]
+    time.sleep(1.1)
+    asg.set_desired_capacity(AutoScalingGroupName="fix-policies", DesiredCapacity=4)
+    asg.set_desired_capacity(AutoScalingGroupName="fix-policies", DesiredCapacity=2)
+    assert not set(_instances(asg, "fix-policies")) & first  # the oldest went first
+
+
+def test_plain_moto_puts_every_instance_in_the_first_zone(plain_moto: str) -> None:
+    _, asg = _group_in_two_zones(plain_moto, "plain-zones", 4)
+    assert _zones(asg, "plain-zones") == ["us-east-1a"] * 4
 
 
 def test_plain_moto_lacks_instance_refresh(plain_moto: str) -> None:

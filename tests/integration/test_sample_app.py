@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nodestack.bench import free_port
+from nodestack.paths import free_port
 from tests.conftest import REPO
 
 NODE_VERSION = "22.11.0"

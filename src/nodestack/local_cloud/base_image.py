@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 
+from nodestack.local_cloud import cloud_init
 from nodestack.paths import podman_env, state_dir
 
 IMAGE = "localhost/nodestack-base:bookworm"
@@ -21,15 +22,19 @@ LABEL = "io.nodestack.recipe"
 class Recipe:
     suite: str = "bookworm"
     mirror: str = "http://deb.debian.org/debian"
-    # What Ansible, Molecule and the bake's SSH need; roles install the rest.
+    # What Ansible, Molecule and the bake's SSH need, and cloud-init as Debian's cloud
+    # AMIs ship it (it runs user data on the local cloud's instances); roles install the rest.
     packages: tuple[str, ...] = (
         "python3", "python3-apt", "sudo", "systemd", "systemd-sysv", "dbus",
         "openssh-server", "iproute2", "ca-certificates", "procps",
+        "python3-cffi-backend", "cloud-init",  # debootstrap does not resolve the virtual
+        # python3-cffi-backend-api-max that cloud-init needs through python3-cryptography
     )
     # Host keys are made per container at boot, never shared through the image.
     files: dict[str, str] = field(default_factory=lambda: {
         "/etc/systemd/system/ssh.service.d/hostkeys.conf":
             "[Service]\nExecStartPre=\nExecStartPre=/usr/bin/ssh-keygen -A\nExecStartPre=/usr/sbin/sshd -t\n",
+        **cloud_init.IMAGE_FILES,
     })
     cleanup: tuple[str, ...] = (
         "/etc/ssh/ssh_host_*", "/var/cache/apt/archives/*.deb",

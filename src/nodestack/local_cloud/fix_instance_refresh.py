@@ -8,16 +8,23 @@ SkipMatching leaves instances that already match. One refresh at a time per grou
 (InstanceRefreshInProgress); Cancel stops an active one (ActiveInstanceRefreshNotFound
 when there is none). Describe lists the newest first.
 
-The emulator has no clock: a refresh advances one batch each time it is described, so a
-caller polling DescribeInstanceRefreshes sees Pending, InProgress with a growing
-PercentageComplete, then Successful, as on AWS. Each batch really terminates instances
-and launches replacements from the group's current launch template.
+A refresh advances on time and health, not on describe calls: the data plane calls
+`advance_all` every second. A batch terminates its instances (deregistered from the
+group's target groups first) and the group launches replacements from its current launch
+template; the batch is done when every new instance of the group is InService and ready
+(the data plane's health checks pass) for the warm-up, and only then the next batch
+starts. A batch whose new instances are not ready within the grace period + warm-up +
+BATCH_MARGIN seconds fails the refresh (Status Failed with a reason); the instances not
+yet replaced keep serving. Instances the data plane does not run (no local image) are
+ready at once.
 """
 
 from __future__ import annotations
 
 import math
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -28,6 +35,8 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 
 ACTIVE = ("Pending", "InProgress", "Cancelling")
+BATCH_MARGIN = 120
+Ready = Callable[[FakeAutoScalingGroup, str, float], bool]  # (group, instance id, warm-up seconds)
 
 
 @dataclass
@@ -40,6 +49,9 @@ class Refresh:
     start: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     end: datetime | None = None
     replaced: int = 0
+    old: set[str] = field(default_factory=set)
+    batch_deadline: float | None = None
+    reason: str | None = None
 
     def describe(self) -> dict[str, Any]:
         total = self.replaced + len(self.to_replace)
@@ -47,6 +59,8 @@ class Refresh:
         item = {"InstanceRefreshId": self.refresh_id, "AutoScalingGroupName": self.group, "Status": self.status,
                 "StartTime": self.start, "PercentageComplete": done, "InstancesToUpdate": len(self.to_replace),
                 "Preferences": self.preferences}
+        if self.reason:
+            item["StatusReason"] = self.reason
         return {**item, "EndTime": self.end} if self.end else item
 
 
@@ -74,28 +88,57 @@ def _batch_size(group: FakeAutoScalingGroup, prefs: dict[str, Any]) -> int:
     return max(1, desired - math.ceil(desired * int(prefs["MinHealthyPercentage"]) / 100))
 
 
-def _advance(backend: AutoScalingBackend, refresh: Refresh) -> None:
+def _finish(refresh: Refresh, status: str, reason: str | None = None) -> None:
+    refresh.status, refresh.end, refresh.reason = status, datetime.now(timezone.utc), reason
+
+
+def _advance(backend: AutoScalingBackend, refresh: Refresh, ready: Ready) -> None:
     if refresh.status == "Cancelling":
-        refresh.status, refresh.end = "Cancelled", datetime.now(timezone.utc)
+        _finish(refresh, "Cancelled")
         return
     if refresh.status not in ("Pending", "InProgress"):
         return
     group = backend.autoscaling_groups.get(refresh.group)
-    present = {state.instance.id for state in group.instance_states} if group else set()
-    refresh.to_replace = [i for i in refresh.to_replace if i in present]
+    if group is None:
+        _finish(refresh, "Failed", "The Auto Scaling group was deleted")
+        return
     if refresh.status == "Pending":
         refresh.status = "InProgress"
-    elif group is not None and refresh.to_replace:
-        batch = refresh.to_replace[:_batch_size(group, refresh.preferences)]
-        for arn in group.target_group_arns:  # AWS deregisters replaced instances from the target groups
-            backend.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in batch])
-        backend.detach_instances(group.name, batch, should_decrement=False)  # refills from the launch template
-        backend.ec2_backend.terminate_instances(batch)
-        backend.update_attached_target_groups(group.name)
-        refresh.to_replace = refresh.to_replace[len(batch):]
-        refresh.replaced += len(batch)
-    if refresh.status == "InProgress" and not refresh.to_replace:
-        refresh.status, refresh.end = "Successful", datetime.now(timezone.utc)
+        return
+    present = {state.instance.id for state in group.instance_states}
+    refresh.to_replace = [i for i in refresh.to_replace if i in present]
+    if refresh.batch_deadline is not None:  # a batch is in flight: wait for its replacements
+        warmup = float(refresh.preferences.get("InstanceWarmup") or 0)
+        new = [s.instance.id for s in group.instance_states if s.instance.id not in refresh.old]
+        if len(new) + len(refresh.old & present) >= (group.desired_capacity or 0) and \
+                all(ready(group, i, warmup) for i in new):
+            refresh.batch_deadline = None
+        elif time.monotonic() > refresh.batch_deadline:
+            _finish(refresh, "Failed", f"Instances {', '.join(sorted(new)) or '(none launched)'} did not pass "
+                    "their health checks; the instances not yet replaced keep serving")
+            return
+        else:
+            return
+    if not refresh.to_replace:
+        _finish(refresh, "Successful")
+        return
+    batch = refresh.to_replace[:_batch_size(group, refresh.preferences)]
+    for arn in group.target_group_arns:  # AWS deregisters replaced instances from the target groups
+        backend.elbv2_backend.deregister_targets(arn, [{"Id": i} for i in batch])
+    backend.detach_instances(group.name, batch, should_decrement=False)  # refills from the launch template
+    backend.ec2_backend.terminate_instances(batch)
+    backend.update_attached_target_groups(group.name)
+    refresh.to_replace = refresh.to_replace[len(batch):]
+    refresh.replaced += len(batch)
+    refresh.batch_deadline = time.monotonic() + (group.health_check_grace_period or 0) + float(
+        refresh.preferences.get("InstanceWarmup") or 0) + BATCH_MARGIN
+
+
+def advance_all(backends: list[AutoScalingBackend], ready: Ready) -> None:
+    """One step of every active refresh; the data plane calls this every second."""
+    for backend in backends:
+        for refresh in list(_refreshes(backend)):
+            _advance(backend, refresh, ready)
 
 
 def _start(self: AutoScalingResponse) -> ActionResult:
@@ -109,7 +152,7 @@ def _start(self: AutoScalingResponse) -> ActionResult:
              "InstanceWarmup": group.health_check_grace_period, **given}
     instances = [s.instance for s in group.active_instances()]
     todo = [i.id for i in instances if not (prefs["SkipMatching"] and _matches(group, i))]
-    refresh = Refresh(group.name, prefs, todo)
+    refresh = Refresh(group.name, prefs, todo, old={i.id for i in instances})
     _refreshes(backend).append(refresh)
     return ActionResult({"InstanceRefreshId": refresh.refresh_id})
 
@@ -120,8 +163,6 @@ def _describe(self: AutoScalingResponse) -> ActionResult:
     _group(backend, name)
     wanted = self._get_param("InstanceRefreshIds") or []
     found = [r for r in _refreshes(backend) if r.group == name and (not wanted or r.refresh_id in wanted)]
-    for refresh in found:
-        _advance(backend, refresh)
     found.sort(key=lambda r: r.start, reverse=True)
     return ActionResult({"InstanceRefreshes": [r.describe() for r in found]})
 

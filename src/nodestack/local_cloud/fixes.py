@@ -17,7 +17,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
-from nodestack.local_cloud import fix_instance_refresh, fix_launch_template_versions
+from nodestack.local_cloud import (fix_asg_placement, fix_instance_refresh, fix_launch_template_versions,
+                                   fix_target_health)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ FIXES: tuple[Fix, ...] = (
         fix_launch_template_versions.apply),
     Fix("autoscaling-instance-refresh", "Start/Describe/CancelInstanceRefresh: rolling batches by MinHealthyPercentage",
         fix_instance_refresh.apply),
+    Fix("autoscaling-placement", "instances balanced over the group's zones; scale-in by termination policies",
+        fix_asg_placement.apply),
+    Fix("elb-target-health", "DescribeTargetHealth / DescribeInstanceHealth report the data plane's health checks",
+        fix_target_health.apply),
 )
 
 

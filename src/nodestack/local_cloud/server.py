@@ -13,8 +13,9 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from nodestack.paths import containers_conf, state_dir
+from nodestack.paths import containers_conf, free_port, state_dir
 
 DEFAULT_PORT = 5055
 DEFAULT_REGION = "us-east-1"
@@ -31,6 +32,7 @@ class Endpoint:
     pid: int
     port: int
     request_log: Path
+    dns_port: int = 0
 
     @property
     def url(self) -> str:
@@ -56,6 +58,18 @@ def request_log_file() -> Path:
     return state_dir() / "local-cloud-requests.jsonl"
 
 
+def data_plane_dir() -> Path:
+    return state_dir() / "data-plane"
+
+
+def data_plane_status() -> dict[str, Any] | None:
+    """The data plane's last snapshot (written every second by the endpoint), or None."""
+    try:
+        return json.loads((data_plane_dir() / "status.json").read_text())  # type: ignore[no-any-return]
+    except (OSError, ValueError):
+        return None
+
+
 def _is_ours(pid: int) -> bool:
     """True if pid is alive and is the endpoint process this project started."""
     try:
@@ -65,18 +79,24 @@ def _is_ours(pid: int) -> bool:
     return _MARKER in cmdline
 
 
+def _recorded() -> Endpoint | None:
+    try:
+        data = json.loads(_pid_file().read_text())
+        return Endpoint(pid=int(data["pid"]), port=int(data["port"]),
+                        request_log=Path(data.get("request_log", request_log_file())),
+                        dns_port=int(data.get("dns_port", 0)))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def current() -> Endpoint | None:
     """The running endpoint recorded in the state directory, or None (stale records are removed)."""
-    path = _pid_file()
-    try:
-        data = json.loads(path.read_text())
-        endpoint = Endpoint(pid=int(data["pid"]), port=int(data["port"]),
-                            request_log=Path(data.get("request_log", request_log_file())))
-    except (OSError, ValueError, KeyError):
+    endpoint = _recorded()
+    if endpoint is None:
         return None
     if _is_ours(endpoint.pid):
         return endpoint
-    path.unlink(missing_ok=True)
+    _pid_file().unlink(missing_ok=True)
     return None
 
 
@@ -90,16 +110,20 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def answers(url: str, timeout: float = 1.0) -> bool:
+def answers(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/moto-api/data.json", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{url}/_nodestack/ping", timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
 
 
-def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True) -> tuple[Endpoint, bool]:
-    """Start the endpoint unless ours already runs; returns (endpoint, started_now)."""
+def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True,
+       data_plane: bool = True) -> tuple[Endpoint, bool]:
+    """Start the endpoint unless ours already runs; returns (endpoint, started_now).
+
+    With the data plane (and the fixes it needs), instances run as containers, load
+    balancers as HAProxy, and a DNS server answers the hosted zones."""
     port = default_port() if port is None else port
     running = current()
     if running is not None:
@@ -116,18 +140,22 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True) 
         )
     cmd = [sys.executable, "-m", _MARKER, "--host", HOST, "--port", str(port),
            "--request-log", str(request_log_file())]
+    dns_port = 0
     if not fixes:
         cmd.append("--no-fixes")
+    elif data_plane:
+        dns_port = free_port()
+        cmd += ["--data-plane", str(data_plane_dir()), "--dns-port", str(dns_port)]
     with log_file().open("ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    endpoint = Endpoint(pid=proc.pid, port=port, request_log=request_log_file())
+    endpoint = Endpoint(pid=proc.pid, port=port, request_log=request_log_file(), dns_port=dns_port)
     deadline = time.monotonic() + wait_seconds
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise LocalCloudError(f"the local endpoint exited with code {proc.returncode}; see {log_file()}")
         if answers(endpoint.url):
-            record = {"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log)}
+            record = {"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log), "dns_port": dns_port}
             _pid_file().write_text(json.dumps(record))
             return endpoint, True
         time.sleep(0.1)
@@ -156,13 +184,25 @@ def _terminate(pid: int, grace: float = 5.0) -> None:
 
 
 def down() -> Endpoint | None:
-    """Stop the endpoint this project started (by its recorded pid); None if nothing ran."""
+    """Stop the endpoint this project started (by its recorded pid) and remove whatever its
+    data plane left (containers, network, HAProxy), also after a crash; None if nothing ran."""
+    recorded = _recorded()
     running = current()
-    if running is None:
-        return None
-    _terminate(running.pid)
+    if running is not None:
+        _terminate(running.pid, grace=60.0)  # the data plane removes its containers first
+    if recorded is not None:
+        _remove_data_plane(recorded.port)
     _pid_file().unlink(missing_ok=True)
     return running
+
+
+def _remove_data_plane(port: int) -> None:
+    from nodestack.local_cloud.haproxy import LoadBalancerProxy
+    from nodestack.local_cloud.instances import InstanceRuntime
+
+    InstanceRuntime(str(port), data_plane_dir() / "seeds").remove_all()
+    LoadBalancerProxy(data_plane_dir() / "haproxy").stop()
+    (data_plane_dir() / "status.json").unlink(missing_ok=True)
 
 
 def environment(port: int) -> dict[str, str]:
