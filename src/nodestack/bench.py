@@ -99,6 +99,47 @@ def stack_teardown() -> Metrics:
     return run_playbook("playbooks/teardown.yml")
 
 
+_LOCAL_CREDENTIALS = {"region_name": server.DEFAULT_REGION, "aws_access_key_id": "testing",
+                      "aws_secret_access_key": "testing"}  # the emulator's; never AWS's
+
+
+def instance_to_healthy(group_name: str = "nodeapp-local", timeout: float = 600) -> Metrics:
+    """Terminate one instance of the built stack's group (site.yml first, untimed) and time its
+    replacement: launch to container running, and to healthy in the load balancer."""
+    import boto3  # type: ignore[import-untyped]
+
+    run_playbook("site.yml")
+    endpoint = server.current()
+    assert endpoint is not None
+    scaling, elb = (boto3.client(service, endpoint_url=endpoint.url, **_LOCAL_CREDENTIALS)
+                    for service in ("autoscaling", "elbv2"))
+    group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=[group_name])["AutoScalingGroups"][0]
+    before = {i["InstanceId"] for i in group["Instances"]}
+    start = time.monotonic()
+    scaling.terminate_instance_in_auto_scaling_group(InstanceId=sorted(before)[0], ShouldDecrementDesiredCapacity=False)
+    container_s = None
+    while time.monotonic() - start < timeout:
+        status = server.data_plane_status() or {}
+        fresh = [i for i in status.get("instances", []) if i["id"] not in before and i.get("container")]
+        if fresh and container_s is None:
+            container_s = time.monotonic() - start
+        health = elb.describe_target_health(TargetGroupArn=group["TargetGroupARNs"][0])["TargetHealthDescriptions"]
+        if any(t["Target"]["Id"] not in before and t["TargetHealth"]["State"] == "healthy" for t in health):
+            return {"wall_s": time.monotonic() - start, "container_s": container_s or 0.0}
+        time.sleep(0.5)
+    raise RuntimeError(f"no replacement of {group_name} became healthy within {timeout:.0f}s")
+
+
+def make_up() -> Metrics:
+    """`make up` end to end (set-up current, local cloud stopped first, untimed)."""
+    _cli("local", "down", env=dict(os.environ))
+    start = time.monotonic()
+    result = subprocess.run(["make", "up"], cwd=REPO_ROOT, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"make up failed:\n{result.stdout[-3000:]}")
+    return {"wall_s": time.monotonic() - start}
+
+
 def molecule_roles() -> Metrics:
     """Every Molecule scenario, as `make test` runs them; total and per-scenario wall seconds."""
     start = time.monotonic()
@@ -134,6 +175,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              lambda: run_playbook("site.yml"), 3),
     Scenario("stack-cold", "site.yml creating the whole stack (torn down before, untimed)", stack_cold, 3),
     Scenario("stack-teardown", "playbooks/teardown.yml of the whole stack (built before, untimed)", stack_teardown, 3),
+    Scenario("instance-to-healthy", "a replaced instance of the group: launch to container, to healthy in the LB",
+             instance_to_healthy, 3),
+    Scenario("make-up", "`make up` end to end: local cloud, image, bake dev + prod, site.yml, the app answering",
+             make_up, 1),
     Scenario("bake-cold", "bake dev + prod, empty package cache", lambda: bake(cold=True), 1),
     Scenario("bake-warm", "bake dev + prod, package cache filled", lambda: bake(cold=False), 1),
     Scenario("molecule-roles", "all Molecule scenarios, $NODESTACK_MOLECULE_JOBS (3) at a time", molecule_roles, 1),

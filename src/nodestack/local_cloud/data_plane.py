@@ -32,6 +32,7 @@ from moto.ec2.models.instances import Instance
 
 from nodestack.local_cloud import alarms, cloud_init, fix_instance_refresh
 from nodestack.local_cloud.dns import DnsServer, LoadBalancerView
+from nodestack.local_cloud.dns_zones import moto_zones
 from nodestack.local_cloud.fix_target_health import BOARD, Observed, classic_key
 from nodestack.local_cloud.haproxy import LoadBalancerProxy
 from nodestack.local_cloud.instances import Container, InstanceRuntime
@@ -94,6 +95,7 @@ class Controller:
     def start(self) -> None:
         self.state.mkdir(parents=True, exist_ok=True)
         _record_reboots()
+        BOARD.runs_image = self.runtime.has_image
         self.runtime.remove_all()  # what a crashed run left behind
         self.proxy.stop()
         self.dns.start()
@@ -139,7 +141,7 @@ class Controller:
             self._write_status(instances, local)
 
     def _reconcile(self, local: dict[str, Instance]) -> None:
-        for instance_id, container in list(self._containers.items()):
+        for instance_id in list(self._containers):
             instance = local.get(instance_id)
             if instance is None or instance.state in ("terminated", "shutting-down"):
                 self.runtime.remove(instance_id)
@@ -153,7 +155,7 @@ class Controller:
                 elif instance.state == "running" and instance_id in _REBOOTED:
                     _REBOOTED.discard(instance_id)
                     self.runtime.restart(instance_id)
-                elif instance.state == "running" and not container.running:  # type: ignore[union-attr]
+                elif instance.state == "running" and container is not None and not container.running:
                     if instance_id in self._stopped_by_us:  # StartInstances after a stop
                         self._stopped_by_us.discard(instance_id)
                         self.runtime.start(instance_id)
@@ -174,7 +176,7 @@ class Controller:
             if pair is not None:
                 keys = (pair.material_public.decode() if isinstance(pair.material_public, bytes)
                         else str(pair.material_public),)
-        meta = cloud_init.InstanceMetadata(instance.id, _hostname(instance), instance.placement.zone,
+        meta = cloud_init.InstanceMetadata(instance.id, _hostname(instance), str(instance.placement.zone),
                                            instance.ec2_backend.region_name, keys)
         self.runtime.launch(meta, instance.image_id, _user_data(instance))
         LOG.info("instance %s: container started from %s in %s", instance.id, instance.image_id, meta.availability_zone)
@@ -291,7 +293,9 @@ class Controller:
                 "data_plane": "container" if instance.id in local else "api-only",
                 "impaired": instance.id in self._impaired,
             })
-        return {"time": time.time(), "dns": f"127.0.0.1:{self.dns.port}", "load_balancers": balancers, "instances": rows,
+        apps = sorted({f"http://{r.name}/" for zone in moto_zones(None) for r in zone.records
+                       if r.alias and r.alias.dns_name in self.views})
+        return {"time": time.time(), "dns": f"127.0.0.1:{self.dns.port}", "apps": apps, "load_balancers": balancers, "instances": rows,
                 "haproxy_pid": self.proxy.pid, "errors": dict(self._errors)}
 
     def _write_status(self, instances: list[Instance], local: dict[str, Instance]) -> None:

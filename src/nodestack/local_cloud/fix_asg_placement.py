@@ -148,5 +148,5 @@ def apply() -> None:
     FakeAutoScalingGroup.replace_autoscaling_group_instances = _launch_balanced  # type: ignore[method-assign]
     FakeAutoScalingGroup.set_desired_capacity = _patched_set_desired_capacity(  # type: ignore[method-assign]
         FakeAutoScalingGroup.set_desired_capacity)
-    AutoScalingResponse.update_auto_scaling_group = _patched_update(  # type: ignore[method-assign]
+    AutoScalingResponse.update_auto_scaling_group = _patched_update(  # type: ignore[method-assign,assignment]
         AutoScalingResponse.update_auto_scaling_group)

@@ -34,6 +34,9 @@ class HealthBoard:
         self._lock = threading.Lock()
         self._seen: dict[tuple[str, str], Observed] = {}
         self._draining: dict[str, dict[str, int]] = {}
+        # Whether an AMI runs in the data plane; set by the controller. A target of such an
+        # instance that the board has not seen yet (launched since the last tick) is initial.
+        self.runs_image: Callable[[str], bool] = lambda _ami: False
 
     def replace(self, seen: dict[tuple[str, str], Observed], draining: dict[str, dict[str, int]]) -> None:
         with self._lock:
@@ -58,6 +61,10 @@ def classic_key(name: str) -> str:
 def _health_for(original: Callable[..., FakeHealthStatus]) -> Callable[..., FakeHealthStatus]:
     def health_for(self: FakeTargetGroup, target: dict[str, Any], ec2_backend: Any) -> FakeHealthStatus:
         seen = BOARD.get(self.arn, target["Id"])
+        if seen is None and target["Id"] in self.targets:
+            instance = ec2_backend.get_instance_by_id(target["Id"])
+            if instance is not None and instance.state in ("pending", "running") and BOARD.runs_image(instance.image_id):
+                seen = Observed("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
         if seen is None:
             return original(self, target, ec2_backend)
         port = target.get("Port") or (self.targets.get(target["Id"]) or {}).get("Port") or self.port

@@ -25,6 +25,7 @@ def snapshot() -> dict[str, Any] | None:
         "answering": server.answers(running.url),
         "pid": running.pid,
         "dns": plane.get("dns", f"127.0.0.1:{running.dns_port}" if running.dns_port else None),
+        "apps": plane.get("apps", []),
         "load_balancers": plane.get("load_balancers", []),
         "instances": plane.get("instances", []),
         "errors": plane.get("errors", {}),
@@ -48,6 +49,8 @@ def show(as_json: bool) -> int:
     for item in status["instances"]:
         where = f"container {item['container']} at {item['address']}" if item.get("container") else item["data_plane"]
         print(f"  instance {item['id']} {item['zone']} {item['state']}: {where}; health {item['health']}")
+    for url in status["apps"]:
+        print(f"  app {url}: fetch it through its load balancer with `nodestack local curl {url}`")
     for key, message in status["errors"].items():
         print(f"  error {key}: {message}")
     return code

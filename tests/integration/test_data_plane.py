@@ -1,0 +1,178 @@
+"""The local data plane with a real baked AMI: instances are containers started by
+cloud-init from the image, the load balancer is HAProxy with real health checks, DNS
+answers the hosted zone, and Auto Scaling replaces what dies. One bake and one site.yml
+for the module (minutes); the tests then act on that stack."""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nodestack.local_cloud import server
+from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
+from tests.conftest import cli, client, endpoint_in, env_for, using_state
+from tests.integration.test_site_playbook import playbook
+
+pytestmark = pytest.mark.slow
+RELEASE = "nodeapp-local"
+URL = "http://app.local.nodeapp.test/health"
+# Quicker checks than the local inventory's, so a death shows within seconds.
+FAST = {"stack_health_check_interval": 5, "stack_healthy_threshold": 2, "stack_unhealthy_threshold": 2,
+        "stack_asg_health_check_grace": 30}
+MARGIN = 10  # seconds: a tick of the data plane plus HAProxy's check timeout, with room
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[server.Endpoint, Path]]:
+    state = tmp_path_factory.mktemp("plane")
+    with endpoint_in(state) as endpoint:
+        yield endpoint, state
+
+
+@pytest.fixture(scope="module")
+def env(cloud: tuple[server.Endpoint, Path]) -> dict[str, str]:
+    return {**env_for(cloud[0]), "NODESTACK_STATE_DIR": str(cloud[1]), "NODESTACK_LOCAL_PORT": str(cloud[0].port)}
+
+
+@pytest.fixture(scope="module")
+def site(env: dict[str, str]) -> str:
+    baked = cli("bake", "--env", "dev", env=env, timeout=900)
+    assert baked.returncode == 0, baked.stdout[-3000:] + baked.stderr[-2000:]
+    extra = ["-e", json.dumps(FAST)]
+    result = playbook(env, "site.yml", *extra)
+    assert result.returncode == 0, result.stdout[-4000:]
+    return result.stdout
+
+
+def aws(cloud: tuple[server.Endpoint, Path], service: str) -> Any:
+    return client(cloud[0].url, service)
+
+
+def group(cloud: tuple[server.Endpoint, Path]) -> dict[str, Any]:
+    return aws(cloud, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[RELEASE])["AutoScalingGroups"][0]
+
+
+def health(cloud: tuple[server.Endpoint, Path]) -> dict[str, str]:
+    arn = group(cloud)["TargetGroupARNs"][0]
+    described = aws(cloud, "elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"] for t in described}
+
+
+def wait_for(what: str, check: Any, timeout: float, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s")
+
+
+def container_of(instance_id: str) -> str | None:
+    names = podman("ps", "--filter", f"label={INSTANCE_LABEL}={instance_id}", "--format", "{{.Names}}").stdout.split()
+    return names[0] if names else None
+
+
+def test_site_verifies_the_hosts_themselves(site: str) -> None:
+    report = re.search(rf"{RELEASE} verified: (\d+) passed(.*)\"", site)
+    assert report, site[-2000:]
+    assert int(report.group(1)) >= 12 and "skipped" not in report.group(2), report.group(0)
+
+
+def test_a_fresh_instance_serves_through_the_load_balancer_by_dns_name(site: str, env: dict[str, str]) -> None:
+    fetched = cli("local", "curl", URL, env=env)
+    assert fetched.returncode == 0, fetched.stderr
+    assert json.loads(fetched.stdout)["status"] == "ok"
+
+
+def test_status_shows_each_instance_in_its_container_and_zone(site: str, env: dict[str, str]) -> None:
+    shown = cli("local", "status", "--json", env=env)
+    assert shown.returncode == 0, shown.stderr
+    status = json.loads(shown.stdout)
+    assert {"endpoint", "dns", "load_balancers", "instances"} <= set(status)
+    assert re.fullmatch(r"127\.0\.0\.1:\d+", status["dns"])
+    lb = next(lb for lb in status["load_balancers"] if lb["name"] == RELEASE)
+    assert lb["url"].startswith("http://127.") and lb["dns_name"]
+    mine = {i["id"]: i for i in status["instances"] if i["id"] in {x["InstanceId"] for x in group_of(env)["Instances"]}}
+    assert sorted(i["zone"] for i in mine.values()) == ["us-east-1a", "us-east-1b"]
+    assert all(i["container"] and i["state"] == "running" and i["health"] == "healthy" for i in mine.values()), mine
+
+
+def group_of(env: dict[str, str]) -> dict[str, Any]:
+    return client(env["AWS_ENDPOINT_URL"], "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[RELEASE])["AutoScalingGroups"][0]
+
+
+def test_a_killed_instance_turns_unhealthy_and_is_replaced_by_one_that_serves(
+        site: str, cloud: tuple[server.Endpoint, Path], env: dict[str, str]) -> None:
+    before = {i["InstanceId"] for i in group(cloud)["Instances"]}
+    victim = sorted(before)[0]
+    name = container_of(victim)
+    assert name, f"{victim} runs no container"
+    podman("kill", name)
+    killed = time.monotonic()
+    wait_for(f"{victim} unhealthy", lambda: health(cloud).get(victim) in ("unhealthy", "draining", None), 60, 0.5)
+    took = time.monotonic() - killed
+    limit = FAST["stack_health_check_interval"] * FAST["stack_unhealthy_threshold"] + MARGIN
+    assert took <= limit, f"the dead target was seen after {took:.1f}s, more than interval x threshold + {MARGIN}s"
+    fresh = wait_for("a replacement in service and healthy", lambda: [
+        i for i, state in health(cloud).items() if i not in before and state == "healthy"], 240, 2)
+    current = {i["InstanceId"] for i in group(cloud)["Instances"]}
+    assert victim not in current and len(current) == 2
+    assert container_of(fresh[0]) and container_of(victim) is None
+    assert cli("local", "curl", URL, env=env).returncode == 0
+
+
+def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
+    grp = group(cloud)
+    template = aws(cloud, "ec2").describe_launch_template_versions(
+        LaunchTemplateId=grp["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"][0]
+    image = template["LaunchTemplateData"]["ImageId"]
+    broken = "#!/bin/bash\necho 'configuring the app failed' >&2\nexit 3\n"  # boto3 base64-encodes it
+    instance = aws(cloud, "ec2").run_instances(ImageId=image, MinCount=1, MaxCount=1, UserData=broken,
+                                               SubnetId=grp["VPCZoneIdentifier"].split(",")[0])["Instances"][0]["InstanceId"]
+    aws(cloud, "elbv2").register_targets(TargetGroupArn=grp["TargetGroupARNs"][0], Targets=[{"Id": instance}])
+    try:
+        wait_for(f"{instance} unhealthy", lambda: health(cloud).get(instance) == "unhealthy", 120, 1)
+        name = container_of(instance)
+        assert name
+        status = podman("exec", name, "cloud-init", "status", "--long", check=False)  # exit 1: it failed
+        assert "status: error" in status.stdout and "scripts_user" in status.stdout, status.stdout
+        journal = podman("exec", name, "journalctl", "-b", "--no-pager", "-u", "cloud-final").stdout
+        assert "configuring the app failed" in journal
+    finally:
+        aws(cloud, "elbv2").deregister_targets(TargetGroupArn=grp["TargetGroupARNs"][0], Targets=[{"Id": instance}])
+        aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])
+
+
+def test_four_instances_spread_two_per_zone(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
+    scaling = aws(cloud, "autoscaling")
+    scaling.set_desired_capacity(AutoScalingGroupName=RELEASE, DesiredCapacity=4)
+    try:
+        zones = sorted(i["AvailabilityZone"] for i in group(cloud)["Instances"])
+        assert zones == ["us-east-1a", "us-east-1a", "us-east-1b", "us-east-1b"]
+        wait_for("four containers", lambda: all(container_of(i["InstanceId"]) for i in group(cloud)["Instances"]), 60)
+    finally:
+        scaling.set_desired_capacity(AutoScalingGroupName=RELEASE, DesiredCapacity=2)
+
+
+def test_local_down_leaves_nothing_running(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
+    endpoint, state = cloud
+    plane = json.loads((state / "data-plane" / "status.json").read_text())
+    with using_state(state):
+        server.down()
+    label = f"label={CLOUD_LABEL}={endpoint.port}"
+    assert podman("ps", "-a", "-q", "--filter", label).stdout.split() == []
+    assert podman("network", "exists", f"nodestack-{endpoint.port}", check=False).returncode != 0
+    assert plane["haproxy_pid"] and not Path(f"/proc/{plane['haproxy_pid']}").exists()
+    host, _, port = plane["dns"].partition(":")
+    with pytest.raises(OSError):
+        socket.create_connection((host, int(port)), timeout=1).close()
+    assert not Path(f"/proc/{endpoint.pid}").exists()
