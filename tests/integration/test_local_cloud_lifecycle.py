@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tests.conftest import cli
+import pytest
+
+from nodestack.local_cloud import base_image
+from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, ami_image, podman
+from tests.conftest import cli, client
 
 
 def _pid(env: dict[str, str]) -> int:
@@ -59,3 +67,51 @@ def test_stale_pid_file_is_ignored(cli_env: dict[str, str]) -> None:
     assert cli("local", "status", env=cli_env).returncode == 3
     assert cli("local", "down", env=cli_env).returncode == 0
     assert not (state / "local-cloud.json").exists()
+
+
+def _containers(port: str) -> dict[str, bool]:
+    """This cloud's containers: instance id -> running."""
+    listed = podman("ps", "-a", "--filter", f"label={CLOUD_LABEL}={port}", "--format", "json").stdout
+    return {c["Labels"][INSTANCE_LABEL]: c["State"] == "running" for c in json.loads(listed or "[]")}
+
+
+def _until(check: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:.0f}s"
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_instances_follow_the_api_and_a_crashed_cloud_is_cleaned_up(cli_env: dict[str, str]) -> None:
+    assert cli("local", "up", env=cli_env).returncode == 0
+    port = cli_env["NODESTACK_LOCAL_PORT"]
+    ec2 = client(f"http://127.0.0.1:{port}", "ec2")
+    builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=builder, Name=f"lifecycle-{port}")["ImageId"]
+    podman("tag", base_image.IMAGE, ami_image(ami))  # an AMI with a local image (no app: systemd only)
+    try:
+        api_only = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        _until(lambda: _containers(port).get(instance) is True, "container running")
+        shown = json.loads(cli("local", "status", "--json", env=cli_env).stdout)["instances"]
+        rows = {row["id"]: row for row in shown}
+        assert rows[instance]["container"] and rows[api_only]["data_plane"] == "api-only"
+        assert builder not in _containers(port) and api_only not in _containers(port)
+        ec2.stop_instances(InstanceIds=[instance])
+        _until(lambda: _containers(port).get(instance) is False, "container stopped")
+        ec2.start_instances(InstanceIds=[instance])
+        _until(lambda: _containers(port).get(instance) is True, "container started again")
+        ec2.terminate_instances(InstanceIds=[instance])
+        _until(lambda: instance not in _containers(port), "container removed")
+        survivor = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        _until(lambda: _containers(port).get(survivor) is True, "container running")
+        os.killpg(_pid(cli_env), signal.SIGKILL)  # a crash: nothing cleans up
+        time.sleep(0.5)
+        assert survivor in _containers(port)
+        assert cli("local", "up", env=cli_env).returncode == 0  # cleans what the crash left
+        assert _containers(port) == {}
+        assert cli("local", "down", env=cli_env).returncode == 0
+        assert podman("network", "exists", f"nodestack-{port}", check=False).returncode != 0
+    finally:
+        podman("rmi", ami_image(ami), check=False)
