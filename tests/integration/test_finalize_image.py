@@ -43,3 +43,42 @@ def test_keys_and_history_are_removed_before_the_checks(host: str) -> None:
                   "/home/admin/.ssh/authorized_keys /root/.bash_history 2>/dev/null; cat /etc/machine-id",
                   check=False).stdout
     assert left.strip() == ""
+
+
+def test_build_leftovers_are_removed_before_the_checks(host: str) -> None:
+    """Ansible's remote files, the local build's sudo grant and the build's journal."""
+    podman("exec", host, "sh", "-c", "mkdir -p /root/.ansible/tmp /home/admin/.ansible/tmp /var/log/journal/0123abcd"
+           " && echo x > /var/log/journal/0123abcd/system.journal && echo 'admin ALL=(ALL:ALL) NOPASSWD: ALL'"
+           " > /etc/sudoers.d/90-build")
+    result = run_finalize(host)
+    assert "required command node is missing" in result.stderr  # got past the leftover checks
+    left = podman("exec", host, "sh", "-c", "ls -d /root/.ansible /home/admin/.ansible /etc/sudoers.d/90-build 2>/dev/null;"
+                  " find /var/log/journal -type f", check=False).stdout
+    assert left.strip() == ""
+
+
+def app_checkout(name: str, mode: str) -> None:
+    """What the roles leave when app_source keeps its credentials: a deploy key and the checkout's ssh command."""
+    podman("exec", name, "sh", "-c",
+           f"mkdir -p /etc/default /srv/nodeapp/app/.git /var/lib/nodeapp-deploy/.ssh"
+           f" && echo AUTO_START_MODE={mode} > /etc/default/nodeapp"
+           " && printf '[Service]\\nWorkingDirectory=/srv/nodeapp/app\\n' > /etc/systemd/system/nodeapp.service"
+           " && printf '[core]\\n\\tsshCommand = ssh -i /var/lib/nodeapp-deploy/.ssh/deploy_key\\n'"
+           " > /srv/nodeapp/app/.git/config"
+           " && echo '-----BEGIN OPENSSH PRIVATE KEY-----' > /var/lib/nodeapp-deploy/.ssh/deploy_key")
+
+
+def test_baked_image_with_the_deploy_key_fails(host: str) -> None:
+    app_checkout(host, "baked")
+    result = run_finalize(host)
+    assert result.returncode == 1
+    assert "finalize-image: left in the image:" in result.stderr
+    assert "/var/lib/nodeapp-deploy/.ssh/deploy_key" in result.stderr
+    assert "/srv/nodeapp/app/.git/config (core.sshCommand)" in result.stderr
+
+
+def test_pull_image_keeps_the_deploy_key_its_fetch_unit_needs(host: str) -> None:
+    app_checkout(host, "pull")
+    result = run_finalize(host)
+    assert "left in the image" not in result.stderr
+    assert "required command node is missing" in result.stderr

@@ -25,13 +25,20 @@ PLAY = """\
     ("nodejs", "nodejs_install_method=curl", "nodejs_install_method", 0),
     # semver is checked by the role's first task, right after the argument spec
     ("nodejs", "nodejs_version=22", "nodejs_version=22 is invalid", 1),
+    # plain HTTP, and a version without a pinned checksum: refused before any download
+    ("nodejs", "nodejs_mirror=http://127.0.0.1:9/dist", "nodejs_mirror=http://127.0.0.1:9/dist must be https://", 5),
+    ("nodejs", "nodejs_version=22.12.0", 'nodejs_checksums["22.12.0"]', 5),
     ("users", '{"users_accounts": [{"ssh_keys": [], "sudo": true}]}', "missing required arguments: name", 0),
     ("users", '{"users_accounts": [{"name": "Alice Smith"}]}', "users_accounts names", 1),
     ("app_source", "app_source_repo=ssh://git@git.example.invalid/app.git", "app_source_version", 0),
     ("app_source", "app_source_repo=ssh://git@git.example.invalid/app.git app_source_version=v1.0.0",
-     "app_source_known_hosts", 1),
+     "app_source_known_hosts", 2),
     ("auto_start", "auto_start_mode=lazy", "auto_start_mode", 0),
     ("auto_start", "auto_start_mode=pull", "pull mode needs auto_start_revision", 1),
+    # rendered into the script root runs and the file it reads
+    ("auto_start", """auto_start_health_path='/health"$(id)"'""", "auto_start_health_path is invalid", 2),
+    ("auto_start", '{"auto_start_environment": {"BAD;NAME": "x", "PORT": "80"}}',
+     "auto_start_environment has invalid names ['BAD;NAME', 'PORT']", 3),
     ("stack", '{"stack_asg_max_size": "many", "aws_region": "us-east-1", "stack_env": "dev"}', "stack_asg_max_size", 0),
 ])
 def test_bad_role_input_fails_before_any_change(
@@ -49,3 +56,18 @@ def test_bad_role_input_fails_before_any_change(
     assert named in result.stdout
     # Only validation ran: nothing was touched.
     assert f"ok={checks_passed} " in result.stdout and "changed=0" in result.stdout
+
+
+def test_repository_url_with_credentials_is_refused_without_printing_them(tmp_path: Path) -> None:
+    playbook = tmp_path / "play.yml"
+    playbook.write_text(PLAY.format(role="app_source"))
+    result = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", "localhost,", str(playbook), "-v",
+         "-e", "app_source_repo=https://ci:s3cr3t-t0ken@git.example.invalid/app.git app_source_version=v1.0.0"],
+        cwd=REPO, env={"PATH": "/usr/bin:/bin", "ANSIBLE_ROLES_PATH": str(REPO / "roles"), "ANSIBLE_FORCE_COLOR": "0"},
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode != 0
+    assert "app_source_repo holds credentials" in result.stdout
+    assert "s3cr3t-t0ken" not in result.stdout + result.stderr
+    assert "ok=1 " in result.stdout and "changed=0" in result.stdout

@@ -62,3 +62,10 @@ def test_team_member_logs_in_and_has_sudo(host) -> None:  # type: ignore[no-unty
     host.run("install -m 0600 /srv/fixture/deploy_key /root/test_key")
     host.run(PIN)
     assert host.check_output(f"{SSH} alice@127.0.0.1 sudo -n id -un") == "root"
+
+
+def test_baked_server_keeps_no_deploy_key_or_git_ssh_command(host) -> None:  # type: ignore[no-untyped-def]
+    """baked mode never fetches again: the checkout went through the deploy key, which is gone."""
+    assert host.check_output("find /srv /var/lib /home /root -path '*/.ssh/deploy_key'") == ""
+    assert host.run("git config -f /srv/nodeapp/app/.git/config --get core.sshCommand").rc == 1
+    assert not host.file("/etc/systemd/system/nodeapp-fetch.service").exists

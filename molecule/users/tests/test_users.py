@@ -54,3 +54,20 @@ def test_service_account_has_no_login(host) -> None:  # type: ignore[no-untyped-
     service = host.user("nodeapp")
     assert service.shell == "/usr/sbin/nologin" and service.uid < 1000
     assert service.home == "/srv/nodeapp" and host.file("/srv/nodeapp").mode == 0o750
+
+
+def test_absent_accounts_run_nothing_and_have_no_crontab(host) -> None:  # type: ignore[no-untyped-def]
+    # prepare.yml left a sleep running as each, and a crontab for carol
+    assert host.run("pgrep -u carol").rc == 1, "a locked account still runs processes"
+    for name in ("carol", "dave"):
+        assert host.run(f"systemctl is-active -q {name}-left-running").rc != 0, name
+    assert host.run("crontab -l -u carol").rc != 0
+    assert not host.file("/var/spool/cron/crontabs/carol").exists
+
+
+def test_deploy_account_has_no_login_and_a_private_home(host) -> None:  # type: ignore[no-untyped-def]
+    deploy = host.user("nodeapp-deploy")
+    assert deploy.shell == "/usr/sbin/nologin" and deploy.uid < 1000 and deploy.password in ("!", "!*", "*")
+    assert "nodeapp" in deploy.groups  # reaches the checkout under /srv/nodeapp (0750)
+    home = host.file("/var/lib/nodeapp-deploy")
+    assert (home.user, home.mode) == ("nodeapp-deploy", 0o700)
