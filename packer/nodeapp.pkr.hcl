@@ -60,8 +60,32 @@ variable "ssh_host" {
 
 variable "build_known_hosts" {
   type        = string
+  description = "known_hosts file of the build host: the job fills it (local mode), else it is read from the instance's console output first."
+}
+
+variable "build_ssh_cidrs" {
+  type        = list(string)
+  description = "Networks Packer's temporary security group lets reach SSH: the runner's address (Packer's own default is 0.0.0.0/0)."
+  validation {
+    condition     = length(var.build_ssh_cidrs) > 0 && ! contains(var.build_ssh_cidrs, "0.0.0.0/0") && ! contains(var.build_ssh_cidrs, "::/0")
+    error_message = "The build_ssh_cidrs value must name the runner's network, never 0.0.0.0/0 or ::/0."
+  }
+}
+
+variable "ssh_interface" {
+  type        = string
+  default     = "public_ip"
+  description = "public_ip, or private_ip when the runner is inside the build subnet's VPC."
+  validation {
+    condition     = contains(["public_ip", "private_ip"], var.ssh_interface)
+    error_message = "The ssh_interface value must be public_ip or private_ip."
+  }
+}
+
+variable "subnet_id" {
+  type        = string
   default     = ""
-  description = "known_hosts of the build host (local mode); empty: read from the instance's console output."
+  description = "Subnet of the build instance; empty: the default VPC's."
 }
 
 variable "ssh_port" {
@@ -76,8 +100,8 @@ variable "ssh_keypair_name" {
 }
 
 variable "ssh_private_key_file" {
-  type    = string
-  default = ""
+  type        = string
+  description = "The job's one-time key, read by path: never passed on a command line."
 }
 
 variable "build_timestamp" {
@@ -100,7 +124,13 @@ variable "app_revision" {
 
 variable "playbook_vars_file" {
   type        = string
-  description = "YAML file of variables for playbooks/app_server.yml (the job writes it)."
+  description = "JSON file of variables for playbooks/app_server.yml (the job writes it 0600, deletes it after)."
+}
+
+variable "vault_vars_file" {
+  type        = string
+  default     = ""
+  description = "Vault-encrypted variables (inventories/<env>/vault.yml); Ansible decrypts them (ANSIBLE_VAULT_PASSWORD_FILE)."
 }
 
 variable "manifest_path" {
@@ -159,7 +189,12 @@ source "amazon-ebs" "app" {
     delete_on_termination = true
   }
 
+  subnet_id = var.subnet_id
+  # SSH to the build host from the runner's network only (Packer's default: 0.0.0.0/0).
+  temporary_security_group_source_cidrs = var.build_ssh_cidrs
+
   communicator         = "ssh"
+  ssh_interface        = var.ssh_interface
   ssh_username         = var.ssh_username
   ssh_host             = var.ssh_host
   ssh_port             = var.ssh_port
@@ -176,20 +211,39 @@ source "amazon-ebs" "app" {
 build {
   sources = ["source.amazon-ebs.app"]
 
+  # The build host's SSH host keys, before anything talks to it: on AWS from the instance's
+  # console output (cloud-init prints them); local mode: the job has written them already.
+  provisioner "shell-local" {
+    inline = ["test -s \"$KNOWN_HOSTS\" || \"$PYTHON\" -m nodestack.bake.host_keys \"$BUILD_INSTANCE_ID\" \"$BUILD_HOST\" \"$BUILD_PORT\" > \"$KNOWN_HOSTS\""]
+    environment_vars = [
+      "PYTHON=${var.python}",
+      "KNOWN_HOSTS=${var.build_known_hosts}",
+      "BUILD_INSTANCE_ID=${build.ID}",
+      "BUILD_HOST=${build.Host}",
+      "BUILD_PORT=${build.Port}",
+      "AWS_REGION=${var.region}",
+    ]
+  }
+
+  # This run carries the deploy key: it talks only to the host whose key is known. Packer
+  # turns host key checking off (environment and inventory): the extra variable outranks both.
   provisioner "ansible" {
     playbook_file = "${path.root}/../playbooks/app_server.yml"
     user          = var.ssh_username
     use_proxy     = false
     use_sftp      = true
-    extra_arguments = [
+    extra_arguments = concat([
       "--become",
+      "--ssh-common-args", "-o StrictHostKeyChecking=yes -o UserKnownHostsFile=${var.build_known_hosts}",
+      "--extra-vars", "{\"ansible_host_key_checking\": true}",
       "--extra-vars", "app_server_hosts=default",
       "--extra-vars", "@${var.playbook_vars_file}",
-    ]
+    ], var.vault_vars_file == "" ? [] : ["--extra-vars", "@${var.vault_vars_file}"])
     ansible_env_vars = [
       "ANSIBLE_CONFIG=${path.root}/../ansible.cfg",
       "ANSIBLE_ROLES_PATH=${path.root}/../roles",
       "ANSIBLE_FORCE_COLOR=0",
+      "ANSIBLE_HOST_KEY_CHECKING=True",
     ]
   }
 
@@ -201,8 +255,8 @@ build {
       "BUILD_HOST=${build.Host}",
       "BUILD_PORT=${build.Port}",
       "BUILD_USER=${build.User}",
-      "BUILD_SSH_KEY=${build.SSHPrivateKey}",
-      "BUILD_INSTANCE_ID=${build.ID}",
+      # a path: the key itself on a command line would show in `ps` and Packer's log
+      "BUILD_SSH_KEY_FILE=${var.ssh_private_key_file}",
       "BUILD_KNOWN_HOSTS=${var.build_known_hosts}",
       "AWS_REGION=${var.region}",
       "NODESTACK_EXPECT_NODE=${var.nodejs_version}",

@@ -74,8 +74,10 @@ def aws_env(local_cloud: server.Endpoint) -> dict[str, str]:
 
 
 def env_for(endpoint: server.Endpoint) -> dict[str, str]:
-    """Process environment pointing boto3, Ansible and the CLI at a local endpoint."""
-    return {**os.environ, **server.environment(endpoint.port)}
+    """Process environment pointing boto3, Ansible and the CLI at a local endpoint (and its
+    state directory, where the CLI and verification find its DNS server)."""
+    return {**os.environ, **server.environment(endpoint.port), "NODESTACK_STATE_DIR": str(endpoint.request_log.parent),
+            "NODESTACK_LOCAL_PORT": str(endpoint.port)}
 
 
 def client(url: str, service: str):  # type: ignore[no-untyped-def]
@@ -90,6 +92,7 @@ def make_image(local_cloud: server.Endpoint, validated: str) -> str:
     ec2 = client(local_cloud.url, "ec2")
     instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=instance, Name=f"nodeapp-dev-test-{validated}-{instance}")["ImageId"]
+    ec2.modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})  # as the bake registers them
     ec2.create_tags(Resources=[ami], Tags=[{"Key": "validated", "Value": validated},
                                            {"Key": "AppRevision", "Value": "v1.0.0"}])
     return str(ami)

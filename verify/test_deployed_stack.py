@@ -1,5 +1,6 @@
 """The deployed stack is what the settings declare: group, launch template, load balancer,
-listeners, security group ingress, alarms and the DNS record."""
+listeners, security group ingress and egress, alarms and the DNS record; IMDSv2 required by
+both the AMI (ImdsSupport) and the launch template or configuration."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any]
             LaunchConfigurationNames=[group["LaunchConfigurationName"]])["LaunchConfigurations"][0]
         assert config["ImageId"] == declared["ami_id"]
         assert all(b["Ebs"]["Encrypted"] for b in config["BlockDeviceMappings"])
+        assert config.get("MetadataOptions", {}).get("HttpTokens") == "required", "IMDSv1 allowed"
         return
     template = group["LaunchTemplate"]
     data = aws("ec2").describe_launch_template_versions(
@@ -60,6 +62,27 @@ def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any]
     profile = spec["IamInstanceProfile"]  # the module names it by ARN
     assert profile.get("Name") == f"{declared['name']}-app" or profile["Arn"].endswith(f"instance-profile/{declared['name']}-app")
     assert spec["SecurityGroupIds"] == [groups_by_name[f"{declared['name']}-app"]["GroupId"]]
+
+
+def test_ami_allows_only_imdsv2(aws: Any, declared: dict[str, Any]) -> None:
+    image = aws("ec2").describe_images(ImageIds=[declared["ami_id"]])["Images"][0]
+    assert image.get("ImdsSupport") == "v2.0", f"{declared['ami_id']} is not marked ImdsSupport=v2.0"
+
+
+def test_load_balancer_attributes(aws: Any, declared: dict[str, Any]) -> None:
+    if declared["lb_kind"] == "classic":
+        pytest.skip("a classic ELB has none of these attributes")
+    elbv2 = aws("elbv2")
+    arn = elbv2.describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]["LoadBalancerArn"]
+    attributes = {a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+    assert attributes.get("routing.http.drop_invalid_header_fields.enabled") == "true"
+    assert attributes.get("deletion_protection.enabled") == str(declared["lb_deletion_protection"]).lower()
+    if declared["lb_access_logs_bucket"]:
+        assert (attributes.get("access_logs.s3.enabled"), attributes.get("access_logs.s3.bucket"),
+                attributes.get("access_logs.s3.prefix")) == (
+            "true", declared["lb_access_logs_bucket"], declared["lb_access_logs_prefix"])
+    else:
+        assert attributes.get("access_logs.s3.enabled", "false") == "false"
 
 
 def test_load_balancer_health_check(aws: Any, group: dict[str, Any], declared: dict[str, Any]) -> None:
@@ -78,7 +101,8 @@ def test_load_balancer_health_check(aws: Any, group: dict[str, Any], declared: d
     assert (tg["HealthyThresholdCount"], tg["UnhealthyThresholdCount"]) == (
         declared["healthy_threshold"], declared["unhealthy_threshold"])
     targets = aws("elbv2").describe_target_health(TargetGroupArn=tg_arn[0])["TargetHealthDescriptions"]
-    assert {t["Target"]["Id"] for t in targets} == {i["InstanceId"] for i in group["Instances"]}
+    registered = {t["Target"]["Id"] for t in targets if t["TargetHealth"]["State"] != "draining"}  # leaving ones
+    assert registered == {i["InstanceId"] for i in group["Instances"]}
 
 
 def test_listeners(aws: Any, declared: dict[str, Any]) -> None:
@@ -100,9 +124,9 @@ def test_listeners(aws: Any, declared: dict[str, Any]) -> None:
         assert listeners[80]["DefaultActions"][0]["Type"] == "forward"
 
 
-def _ingress(group: dict[str, Any]) -> set[tuple[int, str]]:
+def _ingress(group: dict[str, Any], key: str = "IpPermissions") -> set[tuple[int, str]]:
     rules = set()
-    for perm in group["IpPermissions"]:
+    for perm in group[key]:
         rules |= {(perm["FromPort"], r["CidrIp"]) for r in perm.get("IpRanges", [])}
         rules |= {(perm["FromPort"], r["GroupId"]) for r in perm.get("UserIdGroupPairs", [])}
     return rules
@@ -116,6 +140,14 @@ def test_security_group_ingress_exactly_as_declared(groups_by_name: dict[str, di
     if declared["bastion_enabled"]:
         expected_app.add((22, groups_by_name[f"{declared['name']}-bastion"]["GroupId"]))
     assert _ingress(app) == expected_app
+
+
+def test_security_group_egress_only_what_is_needed(groups_by_name: dict[str, dict[str, Any]],
+                                                    declared: dict[str, Any]) -> None:
+    lb, app = groups_by_name[f"{declared['name']}-lb"], groups_by_name[f"{declared['name']}-app"]
+    assert _ingress(lb, "IpPermissionsEgress") == {(declared["app_port"], app["GroupId"])}
+    assert _ingress(app, "IpPermissionsEgress") == {(port, "0.0.0.0/0") for port in declared["app_egress_ports"]}
+    assert all(p["IpProtocol"] == "tcp" for g in (lb, app) for p in g["IpPermissionsEgress"]), "no all-traffic egress"
 
 
 def test_alarms(aws: Any, declared: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,11 +26,37 @@ def bake_env(local_cloud: server.Endpoint) -> dict[str, str]:
     return {**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)}
 
 
+class ProcessWatch(threading.Thread):
+    """Every process's command line while the bake runs, as `ps` shows them to any local user:
+    private keys seen there, and the SSH commands that used the bake's key."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.key_in_args, self.ssh = threading.Event(), False, set()  # type: ignore[var-annotated]
+
+    def run(self) -> None:
+        while not self.stop.wait(0.1):
+            for proc in Path("/proc").glob("[0-9]*/cmdline"):
+                try:
+                    args = proc.read_bytes().split(b"\0")
+                except OSError:
+                    continue
+                line = b" ".join(args).decode(errors="replace")
+                self.key_in_args |= "PRIVATE KEY" in line
+                if args[0].endswith(b"ssh") and "nodestack-bake-" in line:
+                    self.ssh.add(line)
+
+
 @pytest.fixture(scope="module")
 def baked(bake_env: dict[str, str], local_cloud: server.Endpoint) -> Iterator[dict[str, object]]:
-    result = cli("bake", "--env", "dev", "--env", "prod", env=bake_env, timeout=1200)
+    watch = ProcessWatch()
+    watch.start()
+    try:
+        result = cli("bake", "--env", "dev", "--env", "prod", env=bake_env, timeout=1200)
+    finally:
+        watch.stop.set()
     report = json.loads((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake/report.json").read_text())
-    yield {"result": result, "report": {r["env"]: r for r in report["results"]}}
+    yield {"result": result, "report": {r["env"]: r for r in report["results"]}, "watch": watch}
     for entry in report["results"]:
         if entry["ami_id"]:
             podman("rmi", "-f", f"localhost/nodestack-ami:{entry['ami_id']}", check=False)
@@ -68,6 +95,33 @@ def test_build_instances_required_imdsv2(baked: dict[str, object], local_cloud: 
         assert instances and all(i["MetadataOptions"]["HttpTokens"] == "required" for i in instances), env
 
 
+def test_the_build_key_never_appears_in_process_arguments(baked: dict[str, object]) -> None:
+    watch = baked["watch"]
+    assert watch.ssh, "no SSH command with the bake's key was seen"  # type: ignore[attr-defined]
+    assert not watch.key_in_args, "a private key was in a process's arguments"  # type: ignore[attr-defined]
+
+
+def test_the_provisioning_run_checks_the_build_hosts_key(baked: dict[str, object]) -> None:
+    seen: set[str] = baked["watch"].ssh  # type: ignore[attr-defined]
+    assert not [line for line in seen if "StrictHostKeyChecking=no" in line], "an SSH command skipped the host key check"
+    # Ansible's SSH (-o IdentityFile=, from Packer) carries the deploy key: it must refuse an unknown host
+    ansible_ssh = [line for line in seen if "IdentityFile=" in line]
+    assert ansible_ssh, "Packer's Ansible provisioner was not seen"
+    for line in ansible_ssh:
+        assert "StrictHostKeyChecking=yes" in line, line
+        assert "UserKnownHostsFile=" in line and "UserKnownHostsFile=/dev/null" not in line, line
+
+
+def test_no_playbook_variables_left_on_disk(baked: dict[str, object], bake_env: dict[str, str]) -> None:
+    assert list((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake").glob("*/playbook-vars.json")) == []
+
+
+def test_promoted_amis_allow_only_imdsv2(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    ec2 = client(local_cloud.url, "ec2")
+    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+        assert ec2.describe_images(ImageIds=[entry["ami_id"]])["Images"][0].get("ImdsSupport") == "v2.0", env
+
+
 def test_ssm_parameters_point_at_the_promoted_amis(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
     ssm = client(local_cloud.url, "ssm")
     for env, entry in baked["report"].items():  # type: ignore[attr-defined]
@@ -102,6 +156,7 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
     result = cli("bake", "--env", "dev", "--app-revision", "broken", env=bake_env, timeout=900)
     assert result.returncode == 1
     assert "bake dev: FAILED: image checks failed on the build host" in result.stderr
+    assert list((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake").glob("*/playbook-vars.json")) == []
     assert "test_healthy_after_a_restart_of_the_unit" in result.stderr
     ssm, ec2 = client(local_cloud.url, "ssm"), client(local_cloud.url, "ec2")
     assert ssm.get_parameter(Name="/nodeapp/dev/ami/latest")["Parameter"]["Value"] == before
@@ -113,7 +168,10 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
     (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
     ([], "no environment given"),
     # no credentials: refused before any call (and never reaching out to the metadata service)
-    (["--env", "prod", "--target", "aws"], "cannot reach AWS with the current credentials"),
+    (["--env", "prod", "--target", "aws", "--ssh-cidr", "203.0.113.7/32"], "cannot reach AWS with the current credentials"),
+    # the build host's SSH would be open to the internet: refused before any call
+    (["--env", "prod", "--target", "aws"], "no --ssh-cidr given"),
+    (["--env", "prod", "--target", "aws", "--ssh-cidr", "0.0.0.0/0"], "--ssh-cidr 0.0.0.0/0 is too broad"),
 ])
 def test_bad_input_launches_nothing(args: list[str], message: str, bake_env: dict[str, str]) -> None:
     env = {k: v for k, v in bake_env.items() if not k.startswith("AWS_")}

@@ -14,18 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from nodestack.local_cloud import server
 from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
-from tests.conftest import cli, client, endpoint_in, env_for, using_state
+from tests.conftest import REPO, cli, client, endpoint_in, env_for, using_state
 from tests.integration.test_site_playbook import playbook
 
 pytestmark = pytest.mark.slow
 RELEASE = "nodeapp-local"
 URL = "http://app.local.nodeapp.test/health"
-# Quicker checks than the local inventory's, so a death shows within seconds.
-FAST = {"stack_health_check_interval": 5, "stack_healthy_threshold": 2, "stack_unhealthy_threshold": 2,
-        "stack_asg_health_check_grace": 30}
+LOCAL = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 MARGIN = 10  # seconds: a tick of the data plane plus HAProxy's check timeout, with room
 
 
@@ -38,15 +37,14 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[server.End
 
 @pytest.fixture(scope="module")
 def env(cloud: tuple[server.Endpoint, Path]) -> dict[str, str]:
-    return {**env_for(cloud[0]), "NODESTACK_STATE_DIR": str(cloud[1]), "NODESTACK_LOCAL_PORT": str(cloud[0].port)}
+    return env_for(cloud[0])
 
 
 @pytest.fixture(scope="module")
 def site(env: dict[str, str]) -> str:
     baked = cli("bake", "--env", "dev", env=env, timeout=900)
     assert baked.returncode == 0, baked.stdout[-3000:] + baked.stderr[-2000:]
-    extra = ["-e", json.dumps(FAST)]
-    result = playbook(env, "site.yml", *extra)
+    result = playbook(env, "site.yml")
     assert result.returncode == 0, result.stdout[-4000:]
     return result.stdout
 
@@ -120,7 +118,7 @@ def test_a_killed_instance_turns_unhealthy_and_is_replaced_by_one_that_serves(
     killed = time.monotonic()
     wait_for(f"{victim} unhealthy", lambda: health(cloud).get(victim) in ("unhealthy", "draining", None), 60, 0.5)
     took = time.monotonic() - killed
-    limit = FAST["stack_health_check_interval"] * FAST["stack_unhealthy_threshold"] + MARGIN
+    limit = LOCAL["stack_health_check_interval"] * LOCAL["stack_unhealthy_threshold"] + MARGIN
     assert took <= limit, f"the dead target was seen after {took:.1f}s, more than interval x threshold + {MARGIN}s"
     fresh = wait_for("a replacement in service and healthy", lambda: [
         i for i, state in health(cloud).items() if i not in before and state == "healthy"], 240, 2)

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from nodestack.local_cloud import fixes, server
+from nodestack.local_cloud import base_image, fixes, server
+from nodestack.local_cloud.instances import ami_image, podman
 from tests.conftest import client as _client
 from tests.conftest import endpoint_in
 
@@ -261,3 +262,78 @@ def test_plain_moto_lacks_instance_refresh(plain_moto: str) -> None:
     _, asg = _group_on_template(plain_moto, "plain-refresh", 1)
     with pytest.raises((ClientError, ResponseParserError)):
         asg.start_instance_refresh(AutoScalingGroupName="plain-refresh")
+
+
+def _imds_image(url: str) -> tuple[object, str]:
+    ec2 = _client(url, "ec2")
+    instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=instance, Name=f"imds-{instance}")["ImageId"]
+    ec2.modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})
+    return ec2, ami
+
+
+def test_images_keep_imds_support(local_cloud: server.Endpoint) -> None:
+    ec2, ami = _imds_image(local_cloud.url)
+    assert ec2.describe_images(ImageIds=[ami])["Images"][0]["ImdsSupport"] == "v2.0"  # type: ignore[attr-defined]
+    attribute = ec2.describe_image_attribute(ImageId=ami, Attribute="imdsSupport")  # type: ignore[attr-defined]
+    assert attribute["ImdsSupport"] == {"Value": "v2.0"}
+    with pytest.raises(ClientError) as err:
+        ec2.modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v1.0"})  # type: ignore[attr-defined]
+    assert err.value.response["Error"]["Code"] == "InvalidParameterValue"
+
+
+def test_plain_moto_drops_imds_support(plain_moto: str) -> None:
+    ec2, ami = _imds_image(plain_moto)
+    assert "ImdsSupport" not in ec2.describe_images(ImageIds=[ami])["Images"][0]  # type: ignore[attr-defined]
+
+
+def _new_alb_attributes(url: str) -> dict[str, str]:
+    ec2, elb = _client(url, "ec2"), _client(url, "elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.8.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
+               for n, zone in ((1, "us-east-1a"), (2, "us-east-1b"))]
+    arn = elb.create_load_balancer(Name=f"attrs-{vpc[-6:]}", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+    return {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+
+
+def test_a_new_alb_has_every_documented_attribute(local_cloud: server.Endpoint) -> None:
+    attributes = _new_alb_attributes(local_cloud.url)
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "false"
+    assert attributes["access_logs.s3.enabled"] == "false"
+
+
+def test_plain_moto_lacks_alb_attributes(plain_moto: str) -> None:
+    assert "routing.http.drop_invalid_header_fields.enabled" not in _new_alb_attributes(plain_moto)
+
+
+def test_target_health_is_what_the_data_plane_sees(local_cloud: server.Endpoint) -> None:
+    """A target whose instance's AMI has a local image is `initial` until HAProxy passes it;
+    moto says `healthy` at once."""
+    ec2, elb = _client(local_cloud.url, "ec2"), _client(local_cloud.url, "elbv2")
+    builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=builder, Name=f"health-{builder}")["ImageId"]
+    podman("tag", base_image.IMAGE, ami_image(ami))  # boots, but nothing answers on port 3000
+    try:
+        vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
+        group = elb.create_target_group(Name=f"health-{vpc[-6:]}", Protocol="HTTP", Port=3000, VpcId=vpc,
+                                        HealthCheckPath="/health", HealthCheckIntervalSeconds=5,
+                                        UnhealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.7.{n}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+                   for n, z in ((1, "us-east-1a"), (2, "us-east-1b"))]
+        lb = elb.create_load_balancer(Name=f"health-{vpc[-6:]}", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+        elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=8080,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": group}])
+        instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+        elb.register_targets(TargetGroupArn=group, Targets=[{"Id": instance}])
+
+        def state() -> dict[str, str]:
+            return elb.describe_target_health(TargetGroupArn=group)["TargetHealthDescriptions"][0]["TargetHealth"]
+        assert state()["State"] == "initial"
+        deadline = time.monotonic() + 60
+        while state()["State"] != "unhealthy":
+            assert time.monotonic() < deadline, state()
+            time.sleep(0.5)
+        assert state()["Reason"].startswith("Target.")
+        ec2.terminate_instances(InstanceIds=[instance])
+    finally:
+        podman("rmi", ami_image(ami), check=False)

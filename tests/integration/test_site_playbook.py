@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import re
 import subprocess
 
@@ -52,6 +53,14 @@ def test_network_and_iam_are_as_declared(aws_env: dict[str, str], local_cloud: s
     policy = iam.get_role_policy(RoleName="nodeapp-local-app", PolicyName="nodeapp-local-app-least-privilege")
     resources = [st["Resource"] for st in policy["PolicyDocument"]["Statement"]]
     assert resources[0].endswith(":parameter/nodeapp/local/*") and "*" not in resources[0].split(":parameter")[0]
+    log_groups = resources[1] if isinstance(resources[1], list) else [resources[1]]
+    own = "arn:aws:logs:us-east-1:123456789012:log-group:/nodeapp/local"
+    for arn in (own, f"{own}:log-stream:i-1", f"{own}/app"):
+        assert any(fnmatch.fnmatchcase(arn, r) for r in log_groups), arn
+    # IAM's * spans any characters: another environment's prefix (/nodeapp/local2) must not match
+    for other in ("/nodeapp/local2", "/nodeapp/local-old:log-stream:x", "/nodeapp/localhost/app"):
+        arn = own.replace("/nodeapp/local", other)
+        assert not any(fnmatch.fnmatchcase(arn, r) for r in log_groups), arn
 
 
 def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
@@ -68,6 +77,21 @@ def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], 
     assert ingress("nodeapp-local-app") == {(3000, by_name["nodeapp-local-lb"]["GroupId"])}
 
 
+def test_security_group_egress_is_only_what_each_needs(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+    assert playbook(aws_env, "site.yml").returncode == 0
+    groups = client(local_cloud.url, "ec2").describe_security_groups(
+        Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
+    by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
+
+    def egress(name: str) -> set[tuple[str, int, int, str]]:
+        return {(p["IpProtocol"], p.get("FromPort", -1), p.get("ToPort", -1), source)
+                for p in by_name[name]["IpPermissionsEgress"]
+                for source in [r["CidrIp"] for r in p["IpRanges"]] + [u["GroupId"] for u in p["UserIdGroupPairs"]]}
+    # AWS's default egress (all traffic to 0.0.0.0/0) is gone from both
+    assert egress("nodeapp-local-lb") == {("tcp", 3000, 3000, by_name["nodeapp-local-app"]["GroupId"])}
+    assert egress("nodeapp-local-app") == {("tcp", port, port, "0.0.0.0/0") for port in (22, 80, 443)}
+
+
 def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
     assert playbook(aws_env, "site.yml").returncode == 0
     elb, ec2 = client(local_cloud.url, "elbv2"), client(local_cloud.url, "ec2")
@@ -81,6 +105,10 @@ def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_clou
     assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (15, 2, 3)
     listeners = elb.describe_listeners(LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Listeners"]
     assert [(li["Port"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [(80, group["TargetGroupArn"])]
+    attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
+        LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Attributes"]}
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert attributes["deletion_protection.enabled"] == "false", "on in prod only"
 
 
 def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
@@ -111,6 +139,13 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_instance_type=huge", "stack_instance_type=huge is invalid"),
     ("stack_ami_env=staging", "stack_ami_env=staging is invalid"),
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/0"}', "stack_admin_cidr=0.0.0.0/0 is invalid"),
+    ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/1"}', "stack_admin_cidr=0.0.0.0/1 is invalid"),
+    ('{"stack_bastion_enabled": true, "stack_admin_cidr": "10.0.0.0/8"}',
+     "stack_admin_cidr=10.0.0.0/8 is invalid: with stack_bastion_enabled, give the admins' network as a CIDR block of at least /16"),
+    ("stack_env=prod", "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
+    ('{"stack_lb_kind": "classic", "stack_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}',
+     "a classic ELB cannot redirect HTTP to HTTPS"),
+    ("stack_lb_access_logs_bucket=Bad_Bucket", "stack_lb_access_logs_bucket=Bad_Bucket is invalid"),
     ("stack_health_check_interval=1", "stack_health_check_interval=1 is invalid: give 5 to 300 seconds"),
     ("stack_cpu_low=80", "stack_cpu_low=80 (high 70) is invalid: keep 1 <= stack_cpu_low < stack_cpu_high"),
     ("stack_dns_weight=300", "stack_dns_weight=300 is invalid: give a Route53 weight from 0 to 255"),

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from nodestack.bench import free_port
+from nodestack.paths import free_port
 from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, podman_env, state_dir
 
@@ -33,6 +33,36 @@ def podman(*args: str, check: bool = True, timeout: float = 120,
     if check and result.returncode != 0:
         raise BuildHostError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-500:]}")
     return result
+
+
+@dataclass
+class OneTimeKey:
+    """`with OneTimeKey(name, ec2, workdir) as key:` an ed25519 key made for one build: the private
+    half a 0600 file (read by path, never passed as a string), the public half imported as the
+    key pair `name`. Both gone afterwards, also on failure."""
+
+    name: str
+    ec2: object  # boto3 EC2 client
+    workdir: Path
+
+    @property
+    def private(self) -> Path:
+        return self.workdir / "build_key"
+
+    def __enter__(self) -> OneTimeKey:
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(self.private)],
+                       check=True, timeout=30)
+        public_key = self.private.with_suffix(".pub").read_bytes()
+        self.ec2.import_key_pair(KeyName=self.name, PublicKeyMaterial=public_key)  # type: ignore[attr-defined]
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.private.unlink(missing_ok=True)
+        self.private.with_suffix(".pub").unlink(missing_ok=True)
+        try:
+            self.ec2.delete_key_pair(KeyName=self.name)  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
 
 
 @dataclass
@@ -63,12 +93,9 @@ class LocalBuildHost:
         fixtures = REPO_ROOT / ".state"  # where scripts/test-fixtures.sh makes the mirror and remote
         subprocess.run([str(REPO_ROOT / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
         workdir = self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=state_dir()))
-        self.key_file = workdir / "build_key"
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(self.key_file)],
-                       check=True, timeout=30)
-        public_key = (workdir / "build_key.pub").read_text()
-        self.key_name = self.name
-        self.ec2.import_key_pair(KeyName=self.key_name, PublicKeyMaterial=public_key.encode())  # type: ignore[attr-defined]
+        self._key = OneTimeKey(self.name, self.ec2, workdir).__enter__()
+        self.key_file, self.key_name = self._key.private, self._key.name
+        public_key = self.key_file.with_suffix(".pub").read_text()
         self.port = free_port()
         podman("run", "-d", "--name", self.name, "--systemd=always", "--label", "io.nodestack.role=build-host",
                "-p", f"127.0.0.1:{self.port}:22",
@@ -107,10 +134,7 @@ class LocalBuildHost:
 
     def remove(self) -> None:
         podman("rm", "-f", "-t", "0", self.name, check=False)
+        if getattr(self, "_key", None):
+            self._key.__exit__(None, None, None)
         if getattr(self, "_workdir", None):
             shutil.rmtree(self._workdir, ignore_errors=True)
-        if self.key_name:
-            try:
-                self.ec2.delete_key_pair(KeyName=self.key_name)  # type: ignore[attr-defined]
-            except Exception:  # noqa: BLE001 - best effort on the way out
-                pass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import ipaddress
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,13 +27,18 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack.bake import packer_build, registry, settings, validate
-from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, podman
+from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.local_cloud import base_image, server
 from nodestack.paths import REPO_ROOT, state_dir
 
 APP = "nodeapp"
 DEFAULT_KEEP = 5
 DEFAULT_TIMEOUT_S = 1800
+# The build host's SSH port opens only to these networks: none broader than a /16 (Packer's
+# default, when given none, is 0.0.0.0/0). Set with --ssh-cidr or NODESTACK_BAKE_SSH_CIDRS.
+SSH_CIDRS_ENV = "NODESTACK_BAKE_SSH_CIDRS"
+SSH_CIDR_MIN_PREFIX = 16
+SSH_INTERFACES = ("public_ip", "private_ip")
 
 
 @dataclass
@@ -58,11 +64,15 @@ class Target:
     local: bool
     region: str
     aws_env: dict[str, str]  # for Packer and boto3
+    ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
+    ssh_interface: str = "public_ip"
 
     def client(self, service: str) -> Any:
+        """Every boto3 client of the bake: temporary credentials need their session token."""
         return boto3.client(service, region_name=self.region, endpoint_url=self.aws_env.get("AWS_ENDPOINT_URL"),
                             aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID"),
                             aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY"),
+                            aws_session_token=self.aws_env.get("AWS_SESSION_TOKEN"),
                             config=Config(retries={"max_attempts": 3}))
 
 
@@ -89,7 +99,26 @@ def git_revision() -> str:
 
 def packer_env(target: Target) -> dict[str, str]:
     venv_bin = str(Path(sys.executable).parent)  # Packer's Ansible provisioner runs ansible-playbook
-    return {**os.environ, **target.aws_env, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return {**os.environ, **target.aws_env, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
+            "CHECKPOINT_DISABLE": "1"}  # Packer must not call home (version check, telemetry)
+
+
+def ssh_cidrs(given: list[str] | None) -> list[str]:
+    """The networks the build host's SSH port opens to: --ssh-cidr, else NODESTACK_BAKE_SSH_CIDRS;
+    BakeError unless each is a network no broader than /SSH_CIDR_MIN_PREFIX."""
+    cidrs = list(given or []) or [c.strip() for c in os.environ.get(SSH_CIDRS_ENV, "").split(",") if c.strip()]
+    if not cidrs:
+        raise BakeError("no --ssh-cidr given: the build host's SSH port would be open to 0.0.0.0/0; give the "
+                        f"runner's address, such as --ssh-cidr 203.0.113.7/32 (or set {SSH_CIDRS_ENV})")
+    for cidr in cidrs:
+        try:
+            network = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            raise BakeError(f"--ssh-cidr {cidr} is invalid: {exc}") from exc
+        if network.prefixlen < SSH_CIDR_MIN_PREFIX:
+            raise BakeError(f"--ssh-cidr {cidr} is too broad: give the runner's address or a network of "
+                            f"at least /{SSH_CIDR_MIN_PREFIX}")
+    return cidrs
 
 
 def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir: Path, stamp: str) -> dict[str, str]:
@@ -99,9 +128,14 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "git_revision": git_revision(),
         "nodejs_version": env_settings.nodejs_version,
         "app_revision": env_settings.app_revision,
-        "playbook_vars_file": str(workdir / "playbook-vars.json"),
+        "playbook_vars_file": str(workdir / settings.PLAYBOOK_VARS),
+        "vault_vars_file": str(env_settings.vault_file or ""),
+        "build_known_hosts": str(workdir / "known_hosts"),
+        "ssh_private_key_file": "",  # build_host() gives the one-time key's path
         "manifest_path": str(workdir / "manifest.json"),
         "python": sys.executable,  # the image checks run with this venv's pytest-testinfra
+        "build_ssh_cidrs": json.dumps(target.ssh_cidrs),
+        "ssh_interface": target.ssh_interface,
     }
     if target.local:
         variables.update({
@@ -115,7 +149,9 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
     return variables
 
 
-def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[str, Any]) -> tuple[Target, dict[str, settings.EnvSettings]]:
+def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[str, Any],
+              cidrs: list[str] | None = None,
+              interface: str = "public_ip") -> tuple[Target, dict[str, settings.EnvSettings]]:
     """Everything checkable before anything is launched; BakeError/BakeConfigError naming the fix."""
     if not envs:
         raise BakeError("no environment given: use --env dev and/or --env prod")
@@ -124,6 +160,8 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
     if shutil.which("packer") is None:
         raise BakeError("packer is not installed: run scripts/setup.sh (Debian package `packer`)")
     target = resolve_target(target_local)
+    if not target.local:
+        target = replace(target, ssh_cidrs=tuple(ssh_cidrs(cidrs)), ssh_interface=interface)
     loaded = {env: settings.load(env, target.local, overrides) for env in dict.fromkeys(envs)}
     try:
         target.client("sts").get_caller_identity()
@@ -152,13 +190,18 @@ def env_lock(env: str) -> Iterator[None]:
 
 
 @contextmanager
-def build_host(target: Target, env: str, stamp: str, ec2: Any) -> Iterator[LocalBuildHost | None]:
-    """Local mode: the build container. AWS: none; Packer launches and reaches the instance."""
+def build_host(target: Target, env: str, stamp: str, ec2: Any, workdir: Path) -> Iterator[dict[str, str]]:
+    """The Packer variables that reach the build host. Local mode: the build container. AWS: Packer
+    launches the instance, with the job's one-time key (a file Packer and the checks read by
+    path; Packer's own temporary key would only exist as a string), known_hosts from its console."""
     if not target.local:
-        yield None
+        with OneTimeKey(f"nodestack-bake-{env}-{stamp}", ec2, workdir) as key:
+            yield {"ssh_keypair_name": key.name, "ssh_private_key_file": str(key.private)}
         return
     with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2) as host:
-        yield host
+        shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
+        yield {"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
+               "ssh_private_key_file": str(host.key_file), "local_container": host.name}
 
 
 def _checks_failed(log: Path) -> bool:
@@ -167,7 +210,8 @@ def _checks_failed(log: Path) -> bool:
         text = log.read_text(errors="replace")
     except OSError:
         return False
-    return "Running local shell script" in text or "finalize-image:" in text
+    # the first shell-local step only reads host keys: only the image checks' script counts
+    return "/scripts/validate-build-host.sh" in text or "finalize-image:" in text
 
 
 def _failed_checks(log: Path) -> str:
@@ -221,16 +265,13 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
         with env_lock(env):
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
             workdir = state_dir() / "bake" / f"{env}-{stamp}"
-            workdir.mkdir(parents=True, exist_ok=True)
-            env_settings.write_vars(workdir / "playbook-vars.json")
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             variables = packer_variables(target, env_settings, workdir, stamp)
             began = time.monotonic()
-            with build_host(target, env, stamp, ec2) as host:
+            with build_host(target, env, stamp, ec2, workdir) as reach, env_settings.vars_file(workdir):
                 phase("build_host", began)
-                if host:
-                    variables.update({"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
-                                      "ssh_private_key_file": str(host.key_file),
-                                      "build_known_hosts": str(host.known_hosts)})
+                container = reach.pop("local_container", "")
+                variables.update(reach)
                 guard = ImdsGuard(ec2, f"nodeapp-{env}-{stamp}")
                 guard.start()
                 began = time.monotonic()
@@ -252,10 +293,12 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 result.ami_id, result.ami_name = artifact.ami_id, artifact.ami_name
                 began = time.monotonic()
                 outcome = validate.Outcome(True, "image checks passed on the build host")
-                if host:
-                    outcome = validate.commit_and_boot(host.name, artifact.ami_id)
+                if container:
+                    outcome = validate.commit_and_boot(container, artifact.ami_id)
                 if outcome.ok and not guard.enforced():
                     outcome = validate.Outcome(False, "IMDSv2 was not required on the build instance")
+                if outcome.ok and not registry.require_imds_v2(ec2, artifact.ami_id):
+                    outcome = validate.Outcome(False, f"{artifact.ami_id} does not carry ImdsSupport=v2.0")
                 phase("validate", began)
             result.validation = "passed" if outcome.ok else "failed"
             if not outcome.ok:
@@ -292,7 +335,8 @@ def summary_table(results: list[EnvResult], prune_dry_run: bool) -> str:
 def run(args: argparse.Namespace) -> int:
     overrides = {"app_source_version": args.app_revision} if args.app_revision else {}
     try:
-        target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides)
+        target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides,
+                                   args.ssh_cidr, args.ssh_interface)
     except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
         print(f"bake: {exc}", file=sys.stderr)
         print("bake: nothing was launched", file=sys.stderr)
@@ -346,6 +390,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds one environment's Packer build may take (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--app-revision", default=None, help="bake this app revision instead of the inventory's")
+    parser.add_argument("--ssh-cidr", action="append", default=None,
+                        help=f"--target aws: the network allowed to SSH to the build host, such as the runner's "
+                             f"address/32 (repeatable; at least /{SSH_CIDR_MIN_PREFIX}; or set {SSH_CIDRS_ENV})")
+    parser.add_argument("--ssh-interface", choices=SSH_INTERFACES, default="public_ip",
+                        help="--target aws: reach the build host on its public or (from inside its VPC) private address")
     parser.set_defaults(func=run)
 
     pruner = sub.add_parser("prune", help="deregister old AMIs: keep the newest N validated ones and any in use")

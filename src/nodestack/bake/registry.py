@@ -21,6 +21,14 @@ def promote(ec2: Any, ssm: Any, ami_id: str, app: str, env: str) -> str:
     return name
 
 
+def require_imds_v2(ec2: Any, ami_id: str) -> bool:
+    """Mark the AMI ImdsSupport=v2.0 (instances launched from it get IMDSv2 only, whatever launched
+    them; Packer 1.6.6 cannot set it) and say whether EC2 now reports it."""
+    ec2.modify_image_attribute(ImageId=ami_id, ImdsSupport={"Value": "v2.0"})
+    image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
+    return bool(image.get("ImdsSupport") == "v2.0")
+
+
 def mark_failed(ec2: Any, ami_id: str, reason: str) -> None:
     """An AMI that failed validation: tagged, then deregistered with its snapshots."""
     ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "failed"},

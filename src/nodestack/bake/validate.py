@@ -7,8 +7,8 @@ import time
 from dataclasses import dataclass
 
 from nodestack.bake.build_host import podman
+from nodestack.local_cloud.instances import ami_image
 
-LOCAL_AMI_IMAGE = "localhost/nodestack-ami"
 _HEALTH = ("import urllib.request, json; "
            "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
 
@@ -17,10 +17,6 @@ _HEALTH = ("import urllib.request, json; "
 class Outcome:
     ok: bool
     detail: str
-
-
-def local_image(ami_id: str) -> str:
-    return f"{LOCAL_AMI_IMAGE}:{ami_id}"
 
 
 def health_version(container: str, timeout_s: float) -> str | None:
@@ -37,7 +33,7 @@ def health_version(container: str, timeout_s: float) -> str | None:
 def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outcome:
     """Commit the build host as the AMI's local image, boot a fresh container from it, and
     wait for /health: the app must come up on boot with nobody running anything."""
-    image = local_image(ami_id)
+    image = ami_image(ami_id)
     podman("commit", "--quiet", container, image, timeout=300)
     probe = f"{container}-boot"
     podman("run", "-d", "--name", probe, "--systemd=always", image, "/sbin/init")
@@ -53,6 +49,6 @@ def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outc
 
 
 def remove_local_image(ami_id: str) -> None:
-    podman("rmi", "-f", local_image(ami_id), check=False)
+    podman("rmi", "-f", ami_image(ami_id), check=False)
 
 

@@ -17,8 +17,8 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
-from nodestack.local_cloud import (fix_asg_placement, fix_instance_refresh, fix_launch_template_versions,
-                                   fix_target_health)
+from nodestack.local_cloud import (fix_alb_default_attributes, fix_asg_placement, fix_image_imds_support,
+                                   fix_instance_refresh, fix_launch_template_versions, fix_target_health)
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,10 @@ FIXES: tuple[Fix, ...] = (
         fix_instance_refresh.apply),
     Fix("autoscaling-placement", "instances balanced over the group's zones; scale-in by termination policies",
         fix_asg_placement.apply),
+    Fix("ec2-image-imds-support", "RegisterImage/ModifyImageAttribute keep ImdsSupport; DescribeImages returns it",
+        fix_image_imds_support.apply),
+    Fix("elbv2-alb-default-attributes", "a new ALB has every attribute AWS documents, with its defaults",
+        fix_alb_default_attributes.apply),
     Fix("elb-target-health", "DescribeTargetHealth / DescribeInstanceHealth report the data plane's health checks",
         fix_target_health.apply),
 )
