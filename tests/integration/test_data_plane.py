@@ -150,6 +150,27 @@ def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[s
         aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])
 
 
+def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
+    grp = group(cloud)
+    image = aws(cloud, "ec2").describe_launch_template_versions(
+        LaunchTemplateId=grp["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"]
+    config = ("#cloud-config\nwrite_files:\n  - {path: /run/hello, content: from-cloud-config}\n"
+              "runcmd:\n  - [sh, -c, 'cloud-init query availability_zone > /run/zone']\n")
+    subnet = grp["VPCZoneIdentifier"].split(",")[-1]
+    zone = aws(cloud, "ec2").describe_subnets(SubnetIds=[subnet])["Subnets"][0]["AvailabilityZone"]
+    instance = aws(cloud, "ec2").run_instances(ImageId=image, MinCount=1, MaxCount=1, UserData=config,
+                                               SubnetId=subnet)["Instances"][0]["InstanceId"]
+    try:
+        name = wait_for(f"{instance}'s container", lambda: container_of(instance), 60)
+
+        def written() -> str:
+            return podman("exec", name, "cat", "/run/hello", "/run/zone", check=False).stdout
+        assert wait_for("cloud-config written", written, 60).split() == ["from-cloud-config", zone]
+    finally:
+        aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])
+
+
 def test_four_instances_spread_two_per_zone(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
     scaling = aws(cloud, "autoscaling")
     scaling.set_desired_capacity(AutoScalingGroupName=RELEASE, DesiredCapacity=4)

@@ -72,7 +72,7 @@ def publish_and_evaluate(plan: LoadBalancerPlan, health: Mapping[tuple[str, str]
     if now - _last_publish < PUBLISH_SECONDS:
         return
     _last_publish = now
-    stamp = datetime.now(timezone.utc)
+    stamp = datetime.now(timezone.utc).replace(tzinfo=None)  # moto keeps CloudWatch times naive UTC
     for backend in regions(cloudwatch_backends):
         for (namespace, dims), _ in counts.items():
             window = [s for s in _samples[(namespace, dims)] if s[0] > now - PUBLISH_SECONDS]
