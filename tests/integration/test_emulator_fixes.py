@@ -165,11 +165,11 @@ def _refresh_until_done(asg, name: str, before: set[str], size: int, timeout: fl
     while time.monotonic() < deadline:
         refresh = asg.describe_instance_refreshes(AutoScalingGroupName=name)["InstanceRefreshes"][0]
         current = _instances(asg, name)
-        assert len(current) == size  # never below desired capacity
+        assert len(current) >= size  # never below desired capacity
         step = (refresh["Status"], len(set(current) & before))
         if not seen or seen[-1] != step:
             seen.append(step)
-        if refresh["Status"] not in ("Pending", "InProgress", "Cancelling"):
+        if refresh["Status"] not in ("Pending", "InProgress", "Cancelling", "RollbackInProgress"):
             return refresh, seen
         time.sleep(0.2)
     raise AssertionError(f"refresh of {name} did not end within {timeout}s: {seen}")
@@ -337,3 +337,51 @@ def test_target_health_is_what_the_data_plane_sees(local_cloud: server.Endpoint)
         ec2.terminate_instances(InstanceIds=[instance])
     finally:
         podman("rmi", ami_image(ami), check=False)
+
+
+def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpoint) -> None:
+    """Version 2 runs an image whose app never answers: its instance fails the health check,
+    Auto Scaling replaces it, the refresh fails and rolls back to version 1."""
+    ec2, elb, scaling = (_client(local_cloud.url, s) for s in ("ec2", "elbv2", "autoscaling"))
+    builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    broken = ec2.create_image(InstanceId=builder, Name=f"broken-{builder}")["ImageId"]
+    podman("tag", base_image.IMAGE, ami_image(broken))  # boots, but nothing answers the health check
+    try:
+        vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
+        subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.6.{n}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
+                   for n, z in ((1, "us-east-1a"), (2, "us-east-1b"))]
+        group_arn = elb.create_target_group(Name="rollback", Protocol="HTTP", Port=3000, VpcId=vpc,
+                                            HealthCheckIntervalSeconds=5, UnhealthyThresholdCount=2,
+                                            HealthyThresholdCount=2)["TargetGroups"][0]["TargetGroupArn"]
+        lb = elb.create_load_balancer(Name="rollback", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
+        elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=8081,
+                            DefaultActions=[{"Type": "forward", "TargetGroupArn": group_arn}])
+        ec2.create_launch_template(LaunchTemplateName="rollback",
+                                   LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
+        ec2.create_launch_template_version(LaunchTemplateName="rollback", SourceVersion="1",
+                                           LaunchTemplateData={"ImageId": broken})
+        scaling.create_auto_scaling_group(
+            AutoScalingGroupName="rollback", LaunchTemplate={"LaunchTemplateName": "rollback", "Version": "1"},
+            MinSize=2, MaxSize=4, DesiredCapacity=2, VPCZoneIdentifier=",".join(subnets),
+            TargetGroupARNs=[group_arn], HealthCheckType="ELB", HealthCheckGracePeriod=3)
+        with pytest.raises(ClientError) as err:  # AWS: rollback needs a desired configuration
+            scaling.start_instance_refresh(AutoScalingGroupName="rollback", Preferences={"AutoRollback": True})
+        assert err.value.response["Error"]["Code"] == "ValidationError"
+        scaling.start_instance_refresh(
+            AutoScalingGroupName="rollback",
+            DesiredConfiguration={"LaunchTemplate": {"LaunchTemplateName": "rollback", "Version": "2"}},
+            Preferences={"MinHealthyPercentage": 50, "InstanceWarmup": 0, "AutoRollback": True})
+        refresh, seen = _refresh_until_done(scaling, "rollback", set(_instances(scaling, "rollback")), 2, timeout=120)
+        assert refresh["Status"] == "RollbackSuccessful", (refresh, seen)
+        assert "failed" in refresh["RollbackDetails"]["RollbackReason"]
+        group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=["rollback"])["AutoScalingGroups"][0]
+        assert group["LaunchTemplate"]["Version"] == "1"
+        images = {i["ImageId"] for r in ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in group["Instances"]])[
+            "Reservations"] for i in r["Instances"]}
+        assert images == {"ami-785db401"}
+        scaling.start_instance_refresh(AutoScalingGroupName="rollback")  # no desired configuration
+        with pytest.raises(ClientError) as err:
+            scaling.rollback_instance_refresh(AutoScalingGroupName="rollback")
+        assert err.value.response["Error"]["Code"] == "IrreversibleInstanceRefresh"
+    finally:
+        podman("rmi", ami_image(broken), check=False)

@@ -263,6 +263,7 @@ class Controller:
     def _replace(self, backend: Any, group: Any, instance_id: str, reason: str) -> None:
         LOG.info("auto scaling %s: %s marked Unhealthy after %s; replacing it", group.name, instance_id, reason)
         backend.set_instance_health(instance_id, "Unhealthy")
+        fix_instance_refresh.instance_failed(backend, group.name, instance_id, reason)
         for arn in group.target_group_arns:  # AWS deregisters the instance before terminating it
             backend.elbv2_backend.deregister_targets(arn, [{"Id": instance_id}])
         backend.terminate_instance(instance_id, should_decrement=False)
