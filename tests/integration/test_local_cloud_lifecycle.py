@@ -94,9 +94,11 @@ def test_instances_follow_the_api_and_a_crashed_cloud_is_cleaned_up(cli_env: dic
         api_only = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         _until(lambda: _containers(port).get(instance) is True, "container running")
-        shown = json.loads(cli("local", "status", "--json", env=cli_env).stdout)["instances"]
-        rows = {row["id"]: row for row in shown}
-        assert rows[instance]["container"] and rows[api_only]["data_plane"] == "api-only"
+
+        def rows() -> dict[str, dict[str, object]]:
+            return {row["id"]: row for row in json.loads(cli("local", "status", "--json", env=cli_env).stdout)["instances"]}
+        _until(lambda: bool(rows().get(instance, {}).get("container")), "status names the container")  # next tick
+        assert rows()[api_only]["data_plane"] == "api-only" and rows()[api_only]["container"] is None
         assert builder not in _containers(port) and api_only not in _containers(port)
         ec2.stop_instances(InstanceIds=[instance])
         _until(lambda: _containers(port).get(instance) is False, "container stopped")
