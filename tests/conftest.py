@@ -12,11 +12,14 @@ from pathlib import Path
 import boto3
 from botocore.config import Config
 import pytest
+import yaml
 
 from nodestack.paths import free_port
 from nodestack.local_cloud import server
 
 REPO = Path(__file__).resolve().parents[1]
+# The local inventory's settings, which the tests' stacks are built with.
+LOCAL_SETTINGS = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 BIN = Path(sys.executable).parent  # the venv's ansible-playbook etc., whatever PATH says
 
 

@@ -14,17 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from nodestack.local_cloud import server
 from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
-from tests.conftest import REPO, cli, client, endpoint_in, env_for, using_state
+from tests.conftest import LOCAL_SETTINGS, cli, client, endpoint_in, env_for, using_state
 from tests.integration.test_site_playbook import playbook
 
 pytestmark = pytest.mark.slow
 RELEASE = "nodeapp-local"
 URL = "http://app.local.nodeapp.test/health"
-LOCAL = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 MARGIN = 10  # seconds: a tick of the data plane plus HAProxy's check timeout, with room
 
 
@@ -118,7 +116,7 @@ def test_a_killed_instance_turns_unhealthy_and_is_replaced_by_one_that_serves(
     killed = time.monotonic()
     wait_for(f"{victim} unhealthy", lambda: health(cloud).get(victim) in ("unhealthy", "draining", None), 60, 0.5)
     took = time.monotonic() - killed
-    limit = LOCAL["stack_health_check_interval"] * LOCAL["stack_unhealthy_threshold"] + MARGIN
+    limit = LOCAL_SETTINGS["stack_health_check_interval"] * LOCAL_SETTINGS["stack_unhealthy_threshold"] + MARGIN
     assert took <= limit, f"the dead target was seen after {took:.1f}s, more than interval x threshold + {MARGIN}s"
     fresh = wait_for("a replacement in service and healthy", lambda: [
         i for i, state in health(cloud).items() if i not in before and state == "healthy"], 240, 2)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 
 from nodestack.local_cloud import request_log, server
-from tests.conftest import BIN, REPO, client, make_image
+from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, make_image
 
 
 def playbook(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -102,7 +102,9 @@ def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_clou
     assert {z["SubnetId"] for z in balancers[0]["AvailabilityZones"]} == public
     group = elb.describe_target_groups(Names=["nodeapp-local-app"])["TargetGroups"][0]
     assert (group["Port"], group["HealthCheckPath"], group["HealthCheckPort"]) == (3000, "/health", "3000")
-    assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (15, 2, 3)
+    assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (
+        LOCAL_SETTINGS["stack_health_check_interval"], LOCAL_SETTINGS["stack_healthy_threshold"],
+        LOCAL_SETTINGS["stack_unhealthy_threshold"])
     listeners = elb.describe_listeners(LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Listeners"]
     assert [(li["Port"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [(80, group["TargetGroupArn"])]
     attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
