@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nodestack.local_cloud import request_log, server
-from tests.conftest import BIN, REPO, client, endpoint_in, env_for, make_image
+from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, endpoint_in, env_for, make_image
 from tests.integration.test_site_playbook import playbook, recap
 
 WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
@@ -79,13 +79,14 @@ def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoi
 def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[str, str]) -> None:
     assert playbook(env, "site.yml").returncode == 0
     asg = client(cloud.url, "autoscaling")
-    asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=5)
+    declared = LOCAL_SETTINGS["stack_asg_health_check_grace"]
+    asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=declared + 1)
     try:
         result = playbook(env, "playbooks/verify.yml")
         assert result.returncode != 0
         assert "FAILED verify/test_deployed_stack.py::test_group_capacity_and_subnets" in result.stdout
     finally:
-        asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=120)
+        asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=declared)
 
 
 def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint, env: dict[str, str]) -> None:
