@@ -162,9 +162,10 @@ def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str, 
     try:
         name = wait_for(f"{instance}'s container", lambda: container_of(instance), 60)
 
-        def written() -> str:
-            return podman("exec", name, "cat", "/run/hello", "/run/zone", check=False).stdout
-        assert wait_for("cloud-config written", written, 60).split() == ["from-cloud-config", zone]
+        def written() -> list[str]:
+            files = [podman("exec", name, "cat", path, check=False) for path in ("/run/hello", "/run/zone")]
+            return [f.stdout.strip() for f in files] if all(f.returncode == 0 and f.stdout.strip() for f in files) else []
+        assert wait_for("cloud-config written", written, 60) == ["from-cloud-config", zone]
     finally:
         aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])
 
