@@ -11,6 +11,7 @@ from pathlib import Path
 
 import boto3
 from botocore.config import Config
+from moto import mock_aws
 import pytest
 import yaml
 
@@ -108,3 +109,14 @@ def promoted_ami(local_cloud: server.Endpoint) -> str:
     client(local_cloud.url, "ssm").put_parameter(Name="/nodeapp/dev/ami/latest", Value=ami, Type="String",
                                                  Overwrite=True)
     return ami
+
+
+@pytest.fixture
+def moto_in_process(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """moto's backends in this process (no endpoint), with dummy credentials."""
+    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(var, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield

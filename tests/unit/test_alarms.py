@@ -4,13 +4,11 @@ clears as AWS evaluates it (periods, evaluation periods, comparison)."""
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from nodestack.local_cloud import alarms
 from nodestack.local_cloud.fix_target_health import Observed
@@ -18,15 +16,10 @@ from nodestack.local_cloud.lb_state import LoadBalancerPlan
 
 
 @pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+def aws(moto_in_process: None, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(alarms, "_samples", defaultdict(lambda: deque(maxlen=3600)))
     monkeypatch.setattr(alarms, "_last_publish", 0.0)
-    with mock_aws():
-        yield lambda service: boto3.client(service, region_name="us-east-1")
+    return lambda service: boto3.client(service, region_name="us-east-1")
 
 
 def _target_group(aws: Any) -> tuple[str, dict[str, str]]:

@@ -11,7 +11,6 @@ from typing import Any
 import boto3
 import pytest
 from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
-from moto import mock_aws
 
 from nodestack.local_cloud.dns import DnsQueryError, DnsServer, LoadBalancerView, query_a
 
@@ -56,18 +55,13 @@ def alias(name: str, target: str, evaluate: bool = True, **routing: Any) -> dict
 
 
 @pytest.fixture
-def cloud(monkeypatch: pytest.MonkeyPatch) -> Iterator[Cloud]:
-    for var, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(var, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    with mock_aws():
-        lbs = {BLUE_LB: LoadBalancerView("127.0.0.11", True), GREEN_LB: LoadBalancerView("127.0.0.12", True)}
-        cloud = Cloud(boto3.client("route53", region_name="us-east-1"), lbs)
-        cloud.zone("example.com")
-        with DnsServer(lambda name: lbs.get(name)) as server:
-            cloud.server = ("127.0.0.1", server.port)
-            yield cloud
+def cloud(moto_in_process: None) -> Iterator[Cloud]:
+    lbs = {BLUE_LB: LoadBalancerView("127.0.0.11", True), GREEN_LB: LoadBalancerView("127.0.0.12", True)}
+    cloud = Cloud(boto3.client("route53", region_name="us-east-1"), lbs)
+    cloud.zone("example.com")
+    with DnsServer(lambda name: lbs.get(name)) as server:
+        cloud.server = ("127.0.0.1", server.port)
+        yield cloud
 
 
 def answers(reply: DNSRecord) -> list[tuple[str, str, int, str]]:

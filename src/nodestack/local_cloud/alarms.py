@@ -37,7 +37,7 @@ _samples: dict[tuple[str, frozenset[tuple[str, str]]], deque[tuple[float, int, i
 _last_publish = 0.0
 
 
-def _dimensions(group_key: str, lb_arns: list[str], plan: LoadBalancerPlan) -> tuple[str, dict[str, str]] | None:
+def _dimensions(group_key: str, lb_arns: list[str]) -> tuple[str, dict[str, str]] | None:
     if group_key.startswith("elb:"):
         return "AWS/ELB", {"LoadBalancerName": group_key[4:]}
     tail = group_key.split(":")[-1]
@@ -55,7 +55,7 @@ def _counts(plan: LoadBalancerPlan, health: Mapping[tuple[str, str], Observed]) 
             lb_of_group[group.arn] = list(group.load_balancer_arns)
     counts = {}
     for key, members in plan.registered.items():
-        named = _dimensions(key, lb_of_group.get(key, []), plan)
+        named = _dimensions(key, lb_of_group.get(key, []))
         if named is None:
             continue
         states = [health.get((key, m), Observed("healthy")).state for m in members]
