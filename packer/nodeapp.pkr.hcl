@@ -2,7 +2,8 @@
 # checked inside before the image is taken. One template for dev and prod: the bake job
 # (`nodestack bake --env dev --env prod`) runs it once per environment with that
 # environment's variables (packer/vars/<env>.pkrvars.hcl) and reads AMI ids from the
-# manifest. Local mode adds packer/vars/local.pkrvars.hcl and the build container's port.
+# manifest. The playbook's variables reach Ansible as a JSON file the job writes
+# (playbook_vars_file); local mode sets the endpoint, source AMI and build container's port.
 
 variable "env" {
   type        = string
@@ -120,6 +121,38 @@ variable "nodejs_version" {
 
 variable "app_revision" {
   type = string
+}
+
+# The app as the roles set it up (the bake job reads them from the same settings): what the
+# image checks and finalize look for.
+variable "app_service" {
+  type    = string
+  default = "nodeapp"
+}
+
+variable "app_user" {
+  type    = string
+  default = "nodeapp"
+}
+
+variable "app_dir" {
+  type    = string
+  default = "/srv/nodeapp/app"
+}
+
+variable "app_port" {
+  type    = number
+  default = 3000
+}
+
+variable "app_health_path" {
+  type    = string
+  default = "/health"
+}
+
+variable "app_health_status" {
+  type    = number
+  default = 200
 }
 
 variable "playbook_vars_file" {
@@ -261,6 +294,12 @@ build {
       "AWS_REGION=${var.region}",
       "NODESTACK_EXPECT_NODE=${var.nodejs_version}",
       "NODESTACK_EXPECT_REVISION=${var.app_revision}",
+      "NODESTACK_APP_SERVICE=${var.app_service}",
+      "NODESTACK_APP_USER=${var.app_user}",
+      "NODESTACK_APP_DIR=${var.app_dir}",
+      "NODESTACK_APP_PORT=${var.app_port}",
+      "NODESTACK_APP_HEALTH_PATH=${var.app_health_path}",
+      "NODESTACK_APP_HEALTH_STATUS=${var.app_health_status}",
     ]
   }
 
@@ -270,6 +309,7 @@ build {
     execute_command = "sudo env {{ .Vars }} bash '{{ .Path }}'"
     environment_vars = [
       "BUILD_USER=${var.ssh_username}",
+      "APP_SERVICE=${var.app_service}",
     ]
   }
 

@@ -4,6 +4,7 @@
 # Any failure fails the bake before the AMI is created.
 set -euo pipefail
 build_user=${BUILD_USER:?BUILD_USER is not set}
+service=${APP_SERVICE:?APP_SERVICE is not set: the app systemd unit}
 fail() { echo "finalize-image: $*" >&2; exit 1; }
 
 # Host keys are made per instance at boot: make sure something will make them.
@@ -38,10 +39,10 @@ journal=$(find /var/log/journal /run/log/journal -type f 2>/dev/null || true)
 # baked mode never fetches again: the app_source role removes the deploy key and the
 # checkout's git ssh command at the end of the run; an image that still has them fails.
 # (pull mode keeps both for its fetch unit, owned by the deploy account.)
-mode=$(sed -n 's/^AUTO_START_MODE=//p' /etc/default/nodeapp 2>/dev/null || true)
+mode=$(sed -n 's/^AUTO_START_MODE=//p' /etc/default/$service 2>/dev/null || true)
 if [ "${mode:-baked}" = baked ]; then
   keys=$(find /srv /var/lib /home /root /opt -path '*/.ssh/deploy_key' 2>/dev/null || true)
-  app_dir=$(sed -n 's/^WorkingDirectory=//p' /etc/systemd/system/nodeapp.service 2>/dev/null || true)
+  app_dir=$(sed -n 's/^WorkingDirectory=//p' /etc/systemd/system/$service.service 2>/dev/null || true)
   ssh_command=""
   if [ -n "$app_dir" ] && grep -qis '^[[:space:]]*sshcommand[[:space:]]*=' "$app_dir/.git/config"; then
     ssh_command="$app_dir/.git/config (core.sshCommand)"
@@ -54,5 +55,5 @@ fi
 for cmd in node git systemctl auto_start; do
   command -v "$cmd" >/dev/null || fail "required command $cmd is missing"
 done
-systemctl is-enabled -q nodeapp.service || fail "nodeapp.service is not enabled: it would not start on boot"
+systemctl is-enabled -q "$service.service" || fail "$service.service is not enabled: it would not start on boot"
 echo "finalize-image: clean and complete"

@@ -28,7 +28,7 @@ def host() -> Iterator[str]:
 
 
 def run_finalize(name: str) -> subprocess.CompletedProcess[str]:
-    return podman("exec", "-i", "-e", "BUILD_USER=admin", name, "bash", "-s", check=False, stdin=SCRIPT.read_text())
+    return podman("exec", "-i", "-e", "BUILD_USER=admin", "-e", "APP_SERVICE=nodeapp", name, "bash", "-s", check=False, stdin=SCRIPT.read_text())
 
 
 def test_incomplete_image_fails_naming_what_is_missing(host: str) -> None:

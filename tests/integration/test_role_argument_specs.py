@@ -39,6 +39,12 @@ PLAY = """\
     ("auto_start", """auto_start_health_path='/health"$(id)"'""", "auto_start_health_path is invalid", 2),
     ("auto_start", '{"auto_start_environment": {"BAD;NAME": "x", "PORT": "80"}}',
      "auto_start_environment has invalid names ['BAD;NAME', 'PORT']", 3),
+    ("auto_start", "auto_start_health_status=600", "auto_start_health_status=600 must be", 1),
+    ("app_build", "app_build_package_manager=bun", "app_build_package_manager", 0),
+    ("app_build", "app_build_owner=root", "app_build_owner=root must not be root", 2),
+    # a token in the URL would reach every log; the token has its own (no_log) setting
+    ("app_build", "app_build_registry=https://user:secret@npm.example.com/", "must be an https:// URL without credentials", 1),
+    ("app_build", "app_build_registry_token=abc", "app_build_registry_token needs app_build_registry", 2),
     ("stack", '{"stack_asg_max_size": "many", "aws_region": "us-east-1", "stack_env": "dev"}', "stack_asg_max_size", 0),
 ])
 def test_bad_role_input_fails_before_any_change(
@@ -54,6 +60,7 @@ def test_bad_role_input_fails_before_any_change(
     assert result.returncode != 0
     assert "Validating arguments against arg spec" in result.stdout
     assert named in result.stdout
+    assert "secret" not in result.stdout  # a refused URL's credentials are never echoed
     # Only validation ran: nothing was touched.
     assert f"ok={checks_passed} " in result.stdout and "changed=0" in result.stdout
 

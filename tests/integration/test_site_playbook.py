@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 import re
 import subprocess
+from collections import Counter
+from dataclasses import dataclass
 
 import pytest
 
@@ -23,18 +25,34 @@ def recap(output: str) -> dict[str, int]:
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
 
 
-def test_site_runs_twice_with_nothing_changed_the_second_time(aws_env: dict[str, str], local_cloud: server.Endpoint,
-                                                             promoted_ami: str) -> None:
+@dataclass(frozen=True)
+class SiteRuns:
+    first: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]
+    first_calls: Counter[str]
+
+
+@pytest.fixture(scope="module")
+def site(aws_env: dict[str, str], local_cloud: server.Endpoint, promoted_ami: str) -> SiteRuns:
+    """site.yml run twice on the module's stack; the tests below read what it built."""
+    log = local_cloud.request_log
+    before = request_log.log_size(log)
     first = playbook(aws_env, "site.yml")
     assert first.returncode == 0, first.stdout[-3000:]
+    calls = request_log.count_calls(log, before)[1]
     second = playbook(aws_env, "site.yml")
     assert second.returncode == 0, second.stdout[-3000:]
-    assert recap(second.stdout)["changed"] == 0
-    assert f"via {local_cloud.url}; AMI {promoted_ami}" in second.stdout
+    return SiteRuns(first, second, calls)
 
 
-def test_network_and_iam_are_as_declared(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
-    assert playbook(aws_env, "site.yml").returncode == 0
+def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, local_cloud: server.Endpoint,
+                                                             promoted_ami: str) -> None:
+    assert recap(site.second.stdout)["changed"] == 0
+    assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
+
+
+@pytest.mark.usefixtures("site")
+def test_network_and_iam_are_as_declared(local_cloud: server.Endpoint) -> None:
     ec2, iam = client(local_cloud.url, "ec2"), client(local_cloud.url, "iam")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]},
                                       {"Name": "tag:Environment", "Values": ["local"]}])["Vpcs"]
@@ -63,8 +81,8 @@ def test_network_and_iam_are_as_declared(aws_env: dict[str, str], local_cloud: s
         assert not any(fnmatch.fnmatchcase(arn, r) for r in log_groups), arn
 
 
-def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
-    assert playbook(aws_env, "site.yml").returncode == 0
+@pytest.mark.usefixtures("site")
+def test_security_group_ingress_is_exactly_as_declared(local_cloud: server.Endpoint) -> None:
     groups = client(local_cloud.url, "ec2").describe_security_groups(
         Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
     by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
@@ -77,8 +95,8 @@ def test_security_group_ingress_is_exactly_as_declared(aws_env: dict[str, str], 
     assert ingress("nodeapp-local-app") == {(3000, by_name["nodeapp-local-lb"]["GroupId"])}
 
 
-def test_security_group_egress_is_only_what_each_needs(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
-    assert playbook(aws_env, "site.yml").returncode == 0
+@pytest.mark.usefixtures("site")
+def test_security_group_egress_is_only_what_each_needs(local_cloud: server.Endpoint) -> None:
     groups = client(local_cloud.url, "ec2").describe_security_groups(
         Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
     by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
@@ -92,8 +110,8 @@ def test_security_group_egress_is_only_what_each_needs(aws_env: dict[str, str], 
     assert egress("nodeapp-local-app") == {("tcp", port, port, "0.0.0.0/0") for port in (22, 80, 443)}
 
 
-def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
-    assert playbook(aws_env, "site.yml").returncode == 0
+@pytest.mark.usefixtures("site")
+def test_load_balancer_checks_the_app_health(local_cloud: server.Endpoint) -> None:
     elb, ec2 = client(local_cloud.url, "elbv2"), client(local_cloud.url, "ec2")
     balancers = [b for b in elb.describe_load_balancers()["LoadBalancers"] if b["LoadBalancerName"] == "nodeapp-local"]
     assert len(balancers) == 1 and balancers[0]["Scheme"] == "internet-facing"
@@ -113,11 +131,8 @@ def test_load_balancer_checks_the_app_health(aws_env: dict[str, str], local_clou
     assert attributes["deletion_protection.enabled"] == "false", "on in prod only"
 
 
-def test_site_reaches_the_endpoint_it_was_given(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
-    log = local_cloud.request_log
-    before = request_log.log_size(log)
-    assert playbook(aws_env, "site.yml").returncode == 0
-    assert request_log.count_calls(log, before)[1]["sts:GetCallerIdentity"] >= 1
+def test_site_reaches_the_endpoint_it_was_given(site: SiteRuns) -> None:
+    assert site.first_calls["sts:GetCallerIdentity"] >= 1
 
 
 @pytest.fixture(autouse=True)
@@ -148,6 +163,9 @@ def _promoted(promoted_ami: str) -> None:
     ('{"stack_lb_kind": "classic", "stack_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}',
      "a classic ELB cannot redirect HTTP to HTTPS"),
     ("stack_lb_access_logs_bucket=Bad_Bucket", "stack_lb_access_logs_bucket=Bad_Bucket is invalid"),
+    ("stack_health_check_status=600", "stack_health_check_status=600 (load balancer alb) is invalid"),
+    ('{"stack_lb_kind": "classic", "stack_health_check_status": 204}',
+     "stack_health_check_status=204 (load balancer classic) is invalid: an ALB accepts"),
     ("stack_health_check_interval=1", "stack_health_check_interval=1 is invalid: give 5 to 300 seconds"),
     ("stack_cpu_low=80", "stack_cpu_low=80 (high 70) is invalid: keep 1 <= stack_cpu_low < stack_cpu_high"),
     ("stack_dns_weight=300", "stack_dns_weight=300 is invalid: give a Route53 weight from 0 to 255"),

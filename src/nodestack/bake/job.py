@@ -128,6 +128,12 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "git_revision": git_revision(),
         "nodejs_version": env_settings.nodejs_version,
         "app_revision": env_settings.app_revision,
+        "app_service": env_settings.app.service,
+        "app_user": env_settings.app.user,
+        "app_dir": env_settings.app.app_dir,
+        "app_port": str(env_settings.app.port),
+        "app_health_path": env_settings.app.health_path,
+        "app_health_status": str(env_settings.app.health_status),
         "playbook_vars_file": str(workdir / settings.PLAYBOOK_VARS),
         "vault_vars_file": str(env_settings.vault_file or ""),
         "build_known_hosts": str(workdir / "known_hosts"),
@@ -294,7 +300,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 began = time.monotonic()
                 outcome = validate.Outcome(True, "image checks passed on the build host")
                 if container:
-                    outcome = validate.commit_and_boot(container, artifact.ami_id)
+                    outcome = validate.commit_and_boot(container, artifact.ami_id, env_settings.app)
                 if outcome.ok and not guard.enforced():
                     outcome = validate.Outcome(False, "IMDSv2 was not required on the build instance")
                 if outcome.ok and not registry.require_imds_v2(ec2, artifact.ami_id):

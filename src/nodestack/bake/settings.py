@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nodestack.bake import inventory_vars
 from nodestack.paths import REPO_ROOT
 
 ENVIRONMENTS = ("dev", "prod")
@@ -20,7 +21,6 @@ TEMPLATE = REPO_ROOT / "packer" / "nodeapp.pkr.hcl"
 # Local mode: Node.js and the app come from the mounted local mirror and git remote.
 LOCAL_OVERRIDES: dict[str, Any] = {
     "nodejs_mirror": "file:///srv/node-mirror",
-    "nodejs_binaries": ["node"],  # the npm registry's build carries no npm
     # the mirror's tarball is a repack, not nodejs.org's bytes: its own pins (scripts/node-mirror.sh),
     # read by Ansible when it runs (the mirror is made after preflight, with the build host)
     "nodejs_checksums": "{{ lookup('ansible.builtin.file', '%s') | from_json }}"
@@ -44,19 +44,45 @@ class BakeConfigError(ValueError):
     """A bad input, found before anything is launched."""
 
 
+def _role_defaults(role: str) -> dict[str, Any]:
+    defaults: dict[str, Any] = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text())
+    return defaults
+
+
+@dataclass(frozen=True)
+class AppCheck:
+    """What the image checks and the boot validation probe: the app's unit, account and checkout,
+    and its health check, from the settings the roles apply."""
+
+    service: str
+    user: str
+    app_dir: str
+    port: int
+    health_path: str
+    health_status: int
+
+    @classmethod
+    def from_vars(cls, values: dict[str, Any], source: Path) -> AppCheck:
+        """From resolved variables (role defaults beneath), as playbooks/app_server.yml wires them:
+        the app runs as the users role's service account, checked out in its home's app/."""
+        try:
+            return cls(str(values["auto_start_service"]), str(values["users_service_name"]),
+                       f"{values['users_service_home']}/app", int(values["auto_start_port"]),
+                       str(values["auto_start_health_path"]), int(values["auto_start_health_status"]))
+        except (TypeError, ValueError) as exc:
+            raise BakeConfigError(f"auto_start_port={values['auto_start_port']!r} and auto_start_health_status="
+                                  f"{values['auto_start_health_status']!r} in {source} must be numbers") from exc
+
+
 @dataclass(frozen=True)
 class EnvSettings:
     env: str
+    # group_vars as written (templates and Vault references kept: Ansible resolves them in the build)
     playbook_vars: dict[str, Any] = field(repr=False)
+    nodejs_version: str
+    app_revision: str
+    app: AppCheck
     vault_file: Path | None = None
-
-    @property
-    def nodejs_version(self) -> str:
-        return str(self.playbook_vars["nodejs_version"])
-
-    @property
-    def app_revision(self) -> str:
-        return str(self.playbook_vars["app_source_version"])
 
     @contextmanager
     def vars_file(self, workdir: Path) -> Iterator[Path]:
@@ -74,21 +100,41 @@ class EnvSettings:
             path.unlink(missing_ok=True)
 
 
+# What the bake itself needs to know, resolved by Ansible as the roles will see it.
+_RESOLVED = ["nodejs_version", "app_source_version", "auto_start_service", "auto_start_port", "auto_start_health_path",
+             "auto_start_health_status", "users_service_name", "users_service_home"]
+
+
 def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvSettings:
-    """inventories/<env>/group_vars/app_servers.yml, plus local-mode and caller overrides; checked."""
+    """inventories/<env>/group_vars (all.yml, then app_servers.yml), plus local-mode and caller
+    overrides; checked."""
     if env not in ENVIRONMENTS:
         raise BakeConfigError(f"--env {env} is unknown: choose from {', '.join(ENVIRONMENTS)}")
     inventory = REPO_ROOT / "inventories" / env
     source = inventory / "group_vars" / "app_servers.yml"
+    values: dict[str, Any] = {}
+    for path in (inventory / "group_vars" / "all.yml", source):
+        if path == source or path.is_file():
+            try:
+                values.update(yaml.safe_load(path.read_text()) or {})
+            except (OSError, yaml.YAMLError) as exc:
+                raise BakeConfigError(f"{path}: cannot read the {env} variables: {exc}") from exc
+    extra = {**(LOCAL_OVERRIDES if local else {}), **BAKE_VARS, **(overrides or {})}
+    values = {**values, **extra}
     try:
-        values: dict[str, Any] = yaml.safe_load(source.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise BakeConfigError(f"{source}: cannot read the {env} app-server variables: {exc}") from exc
-    values = {**values, **(LOCAL_OVERRIDES if local else {}), **BAKE_VARS, **(overrides or {})}
-    version = str(values.get("nodejs_version", ""))
+        found = inventory_vars.resolve(inventory, _RESOLVED, extra)
+    except inventory_vars.InventoryVarsError as exc:
+        raise BakeConfigError(f"cannot resolve the {env} app-server variables: {exc}") from exc
+    unresolved = [f"{name}={values[name]!r}" for name in _RESOLVED if name in values and name not in found]
+    if unresolved:
+        raise BakeConfigError(f"{', '.join(unresolved)} in {inventory / 'group_vars'} refer to a variable that is "
+                              "not defined: define it in group_vars (all.yml or app_servers.yml)")
+    resolved = {**_role_defaults("users"), **_role_defaults("auto_start"), **found}
+    version = str(resolved.get("nodejs_version", ""))
     if not _SEMVER.match(version):
         raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as 22.11.0")
-    if not str(values.get("app_source_version", "")).strip():
+    revision = str(resolved.get("app_source_version", "")).strip()
+    if not revision:
         raise BakeConfigError(f"app_source_version is empty in {source}: set the tag or commit to bake")
     plaintext = sorted(k for k, v in values.items() if _PLAINTEXT_SECRET.search(json.dumps(v)))
     if plaintext:
@@ -96,4 +142,5 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
                               f"({inventory / VAULT_FILE}, ansible-vault encrypt) and refer to it, as "
                               "app_source_deploy_key: \"{{ vault_app_source_deploy_key }}\"")
     vault = inventory / VAULT_FILE
-    return EnvSettings(env, values, vault if vault.is_file() and not local else None)
+    return EnvSettings(env, values, version, revision, AppCheck.from_vars(resolved, source),
+                       vault if vault.is_file() and not local else None)

@@ -7,10 +7,13 @@ import time
 from dataclasses import dataclass
 
 from nodestack.bake.build_host import podman
+from nodestack.bake.settings import AppCheck
 from nodestack.local_cloud.instances import ami_image
 
-_HEALTH = ("import urllib.request, json; "
-           "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
+# The health check's status inside the container (an error status is an answer too).
+_STATUS = ("import sys, urllib.error, urllib.request\n"
+           "try: print(urllib.request.urlopen(sys.argv[1], timeout=3).status)\n"
+           "except urllib.error.HTTPError as e: print(e.code)")
 
 
 @dataclass(frozen=True)
@@ -19,31 +22,36 @@ class Outcome:
     detail: str
 
 
-def health_version(container: str, timeout_s: float) -> str | None:
-    """The version the app's /health reports inside the container, asked until it answers;
-    None when it did not within timeout_s."""
+def answers_health_check(container: str, app: AppCheck, timeout_s: float) -> bool:
+    """Whether the app's health check answers its healthy status inside the container, asked
+    until it does or timeout_s passes."""
+    url = f"http://127.0.0.1:{app.port}{app.health_path}"
     deadline = time.monotonic() + timeout_s
-    while (result := podman("exec", container, "python3", "-c", _HEALTH, check=False)).returncode != 0:
+    while True:
+        result = podman("exec", container, "python3", "-c", _STATUS, url, check=False)
+        if result.returncode == 0 and result.stdout.strip() == str(app.health_status):
+            return True
         if time.monotonic() > deadline:
-            return None
+            return False
         time.sleep(1)
-    return result.stdout.strip()
 
 
-def commit_and_boot(container: str, ami_id: str, timeout_s: float = 120) -> Outcome:
+def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float = 120) -> Outcome:
     """Commit the build host as the AMI's local image, boot a fresh container from it, and
-    wait for /health: the app must come up on boot with nobody running anything."""
+    wait for the health check: the app must come up on boot with nobody running anything."""
     image = ami_image(ami_id)
     podman("commit", "--quiet", container, image, timeout=300)
     probe = f"{container}-boot"
     podman("run", "-d", "--name", probe, "--systemd=always", image, "/sbin/init")
+    check = f"{app.health_path} on port {app.port} answering {app.health_status}"
     try:
-        version = health_version(probe, timeout_s)
-        if version is not None:
-            return Outcome(True, f"booted {image}: /health 200, version {version}")
-        journal = podman("exec", probe, "journalctl", "-u", "nodeapp", "--no-pager", "-n", "20", "-o", "cat",
+        if answers_health_check(probe, app, timeout_s):
+            revision = podman("exec", "--user", app.user, probe, "git", "-C", app.app_dir, "rev-parse", "--short",
+                              "HEAD", check=False).stdout.strip()
+            return Outcome(True, f"booted {image}: {check}, app at {revision or 'an unknown revision'}")
+        journal = podman("exec", probe, "journalctl", "-u", app.service, "--no-pager", "-n", "20", "-o", "cat",
                          check=False).stdout
-        return Outcome(False, f"a container booted from {image} did not serve /health within {timeout_s:.0f}s:\n{journal}")
+        return Outcome(False, f"a container booted from {image} did not serve {check} within {timeout_s:.0f}s:\n{journal}")
     finally:
         podman("rm", "-f", "-t", "0", probe, check=False)
 
