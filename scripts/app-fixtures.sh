@@ -43,6 +43,15 @@ process.on('SIGTERM', () => server.close(() => process.exit(0)));
 EOF
 }
 
+ms_app() {  # ms_app NAME PACKAGE_MANAGER MILLISECONDS: a corepack app whose / answers ms(MILLISECONDS)
+  mkdir -p "$work/$1" && cd "$work/$1"
+  cat > package.json <<EOF
+{"name": "$1-fixture", "version": "1.0.0", "private": true, "packageManager": "$2",
+ "scripts": {"start": "node server.js"}, "dependencies": {"ms": "2.1.3"}, "devDependencies": {"is-number": "7.0.0"}}
+EOF
+  server "$1" "require('ms')($3)" > server.js
+}
+
 app() {  # app NAME: commit the app made in $work/NAME, tag v1, publish DIR/NAME.git
   local name=$1
   (cd "$work/$name" && git init -q -b main . && git add -A && git commit -q -m "$name fixture" && git tag v1)
@@ -50,7 +59,7 @@ app() {  # app NAME: commit the app made in $work/NAME, tag v1, publish DIR/NAME
   git clone -q --bare "$work/$name" "$dir/$name.git"
 }
 
-mkdir -p "$dir" "$work/express" "$work/yarn" "$work/native/addon" "$work/typescript/src" "$work/pnpm" "$work/berry"
+mkdir -p "$dir" "$work/express" "$work/native/addon" "$work/typescript/src"
 
 # Express, as most teams write it: the app object, no health endpoint, PORT from the environment.
 cd "$work/express"
@@ -69,12 +78,7 @@ EOF
 npm install --package-lock-only --silent
 app express
 
-cd "$work/yarn"
-cat > package.json <<'EOF'
-{"name": "yarn-fixture", "version": "1.0.0", "private": true, "packageManager": "yarn@1.22.22",
- "scripts": {"start": "node server.js"}, "dependencies": {"ms": "2.1.3"}, "devDependencies": {"is-number": "7.0.0"}}
-EOF
-server yarn "require('ms')(60000)" > server.js
+ms_app yarn yarn@1.22.22 60000
 corepack yarn install --silent --non-interactive && rm -rf node_modules
 app yarn
 
@@ -139,21 +143,11 @@ echo dist/ > .gitignore
 npm install --package-lock-only --silent
 app typescript
 
-cd "$work/pnpm"
-cat > package.json <<'EOF'
-{"name": "pnpm-fixture", "version": "1.0.0", "private": true, "packageManager": "pnpm@9.15.0",
- "scripts": {"start": "node server.js"}, "dependencies": {"ms": "2.1.3"}, "devDependencies": {"is-number": "7.0.0"}}
-EOF
-server pnpm "require('ms')(2000)" > server.js
+ms_app pnpm pnpm@9.15.0 2000
 corepack pnpm install --lockfile-only --silent
 app pnpm
 
-cd "$work/berry"
-cat > package.json <<'EOF'
-{"name": "berry-fixture", "version": "1.0.0", "private": true, "packageManager": "yarn@4.5.3",
- "scripts": {"start": "node server.js"}, "dependencies": {"ms": "2.1.3"}, "devDependencies": {"is-number": "7.0.0"}}
-EOF
-server berry "require('ms')(3000)" > server.js
+ms_app berry yarn@4.5.3 3000
 # The lockfile only: a team's repository carries no install (.yarn/cache, .pnp.cjs) either.
 corepack yarn install --mode=update-lockfile >/dev/null
 rm -rf .yarn .pnp.cjs .pnp.loader.mjs node_modules
