@@ -31,6 +31,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance
 
 from nodestack.local_cloud import alarms, cloud_init, fix_instance_refresh
+from nodestack.local_cloud.backend_lock import BACKENDS
 from nodestack.local_cloud.dns import DnsServer, LoadBalancerView
 from nodestack.local_cloud.dns_zones import moto_zones
 from nodestack.local_cloud.fix_target_health import BOARD, Observed, classic_key
@@ -122,21 +123,26 @@ class Controller:
 
     # one pass ----------------------------------------------------------------
     def tick(self) -> None:
-        instances = [i for backend in regions(ec2_backends) for i in list(backend.all_instances())]
+        # moto's backends are read and changed under BACKENDS; Podman and HAProxy work is not,
+        # so API requests wait only for the short in-memory steps.
+        with BACKENDS:
+            instances = [i for backend in regions(ec2_backends) for i in list(backend.all_instances())]
         local = {i.id: i for i in instances if self.runtime.has_image(i.image_id)}
         if local or self._containers:
             self._containers = self.runtime.containers()
             self._reconcile(local)
-        self._plan = plan(self.addresses)
+        with BACKENDS:
+            self._plan = plan(self.addresses)
         running = {i: c.address for i, c in self._containers.items() if c.running and c.address}
         self.proxy.apply(self._plan.listeners, self._plan.target_groups, targets(self._plan, running))
         self._health = self._observe(local)
         self._views()
         self._local = local
         try:
-            self._autoscaling_health(local)
-            fix_instance_refresh.advance_all(list(regions(autoscaling_backends)), self._ready)
-            alarms.publish_and_evaluate(self._plan, self._health)
+            with BACKENDS:
+                self._autoscaling_health(local)
+                fix_instance_refresh.advance_all(list(regions(autoscaling_backends)), self._ready)
+                alarms.publish_and_evaluate(self._plan, self._health)
         finally:
             self._write_status(instances, local)
 

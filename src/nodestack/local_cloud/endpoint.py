@@ -19,6 +19,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import run_simple
 
 from nodestack.local_cloud import fixes
+from nodestack.local_cloud.backend_lock import serialized
 from nodestack.local_cloud.request_log import RequestLog, WsgiApp
 
 PING_PATH = "/_nodestack/ping"
@@ -60,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         controller.start()
         print(f"data plane: DNS on 127.0.0.1:{controller.dns.port}, state in {args.data_plane}", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    app = RequestLog(with_ping(DomainDispatcherApplication(create_backend_app)), args.request_log)
+    app = RequestLog(with_ping(serialized(DomainDispatcherApplication(create_backend_app))), args.request_log)
     try:
         run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     finally:
