@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import os
 import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
 
 NODE = os.environ["NODESTACK_EXPECT_NODE"]
 REVISION = os.environ["NODESTACK_EXPECT_REVISION"]
@@ -19,6 +23,7 @@ USER = os.environ["NODESTACK_APP_USER"]
 APP_DIR = os.environ["NODESTACK_APP_DIR"]
 HEALTH_URL = f"http://127.0.0.1:{os.environ['NODESTACK_APP_PORT']}{os.environ['NODESTACK_APP_HEALTH_PATH']}"
 HEALTH_STATUS = os.environ["NODESTACK_APP_HEALTH_STATUS"]
+EMPTY_CONFIG = Path(__file__).with_name("empty-config.conf")
 # The status only: an error status is an answer too (urllib raises it).
 STATUS = ("python3 -c 'import sys, urllib.error, urllib.request\n"
           "try: print(urllib.request.urlopen(sys.argv[1], timeout=5).status)\n"
@@ -39,6 +44,24 @@ def test_checkout_at_the_revision(host) -> None:  # type: ignore[no-untyped-def]
     assert host.check_output(f"{git} rev-parse HEAD") == expected
 
 
+@pytest.fixture
+def empty_configuration(host) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """With app_config, the app reads SSM before it starts: here, an empty configuration."""
+    unit = f"{SERVICE}-config.service"
+    if not host.file(f"/etc/systemd/system/{unit}").exists:
+        yield
+        return
+    drop_in = f"/run/systemd/system/{unit}.d"
+    put = host.run(f"install -d {shlex.quote(drop_in)} && cat > {shlex.quote(drop_in)}/50-bake-check.conf <<'END'\n"
+                   f"{EMPTY_CONFIG.read_text()}END\nsystemctl daemon-reload")
+    assert put.rc == 0, put.stderr
+    try:
+        yield
+    finally:
+        host.run(f"rm -rf {shlex.quote(drop_in)} && systemctl daemon-reload")
+
+
+@pytest.mark.usefixtures("empty_configuration")
 def test_healthy_after_a_restart_of_the_unit(host) -> None:  # type: ignore[no-untyped-def]
     restart = host.run(f"systemctl restart {shlex.quote(SERVICE)}")  # active only once healthy
     assert restart.rc == 0, host.run(f"journalctl -u {shlex.quote(SERVICE)} --no-pager -n 30 -o cat").stdout

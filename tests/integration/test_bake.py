@@ -179,6 +179,7 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
+    (["--env", "dev", "-e", "app source version"], "-e 'app source version' is not NAME=VALUE"),
     ([], "no environment given"),
     # no credentials: refused before any call (and never reaching out to the metadata service)
     (["--env", "prod", "--target", "aws", "--ssh-cidr", "203.0.113.7/32"], "cannot reach AWS with the current credentials"),

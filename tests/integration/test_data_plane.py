@@ -5,9 +5,12 @@ for the module (minutes); the tests then act on that stack."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import secrets
 import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +19,7 @@ from typing import Any
 import pytest
 
 from nodestack.local_cloud import server
-from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
+from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, ami_image, podman
 from tests.conftest import LOCAL_SETTINGS, cli, client, endpoint_in, env_for, using_state
 from tests.integration.test_site_playbook import playbook
 
@@ -38,13 +41,22 @@ def env(cloud: tuple[server.Endpoint, Path]) -> dict[str, str]:
     return env_for(cloud[0])
 
 
+# The app's configuration in SSM before anything is baked: if the bake or site.yml ever read
+# it, the secret would show in their output or the image.
+CONFIG = "/nodeapp/dev/config"
+SECRET = f'{secrets.token_hex(12)} "quoted" $NOT_A_VAR `id` back\\slash\nsecond line'
+
+
 @pytest.fixture(scope="module")
 def site(env: dict[str, str]) -> str:
+    ssm = client(env["AWS_ENDPOINT_URL"], "ssm")
+    ssm.put_parameter(Name=f"{CONFIG}/APP_SECRET", Value=SECRET, Type="SecureString")
+    ssm.put_parameter(Name=f"{CONFIG}/GREETING", Value="hello", Type="String")
     baked = cli("bake", "--env", "dev", env=env, timeout=900)
     assert baked.returncode == 0, baked.stdout[-3000:] + baked.stderr[-2000:]
     result = playbook(env, "site.yml")
     assert result.returncode == 0, result.stdout[-4000:]
-    return result.stdout
+    return baked.stdout + baked.stderr + result.stdout + result.stderr
 
 
 def aws(cloud: tuple[server.Endpoint, Path], service: str) -> Any:
@@ -101,6 +113,45 @@ def test_status_shows_each_instance_in_its_container_and_zone(site: str, env: di
     assert all(i["container"] and i["state"] == "running" and i["health"] == "healthy" for i in mine.values()), mine
 
 
+def app_environment(container: str) -> dict[str, str]:
+    pid = podman("exec", container, "systemctl", "show", "-p", "MainPID", "--value", "nodeapp").stdout.strip()
+    assert pid not in ("", "0"), podman("exec", container, "journalctl", "--no-pager", "-n", "40", "-o", "cat").stdout
+    raw = podman("exec", "--privileged", container, "cat", f"/proc/{pid}/environ").stdout  # needs CAP_SYS_PTRACE
+    return dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+
+
+def test_the_app_reads_its_configuration_from_ssm_at_start_and_only_it_holds_the_secret(
+        site: str, cloud: tuple[server.Endpoint, Path], env: dict[str, str]) -> None:
+    instance = sorted(i["InstanceId"] for i in group(cloud)["Instances"])[0]
+    name = container_of(instance)
+    assert name, f"{instance} runs no container"
+    environment = app_environment(name)
+    assert environment["APP_SECRET"] == SECRET and environment["GREETING"] == "hello"
+    assert environment["PORT"] == "3000"  # the roles' own settings stay
+    mode = podman("exec", name, "stat", "-c", "%a %U", "/run/nodeapp-config/environment").stdout.split()
+    assert mode == ["600", "root"]
+    # nowhere else: not the instance's journal, user data, the bake's or site.yml's output, the image
+    token = SECRET.split()[0]
+    assert token not in podman("exec", name, "journalctl", "--no-pager", "-o", "cat").stdout
+    ec2 = client(env["AWS_ENDPOINT_URL"], "ec2")
+    versions = ec2.describe_launch_template_versions(LaunchTemplateName=RELEASE)["LaunchTemplateVersions"]
+    assert versions and all(token not in base64.b64decode(v["LaunchTemplateData"].get("UserData", "")).decode()
+                            for v in versions)
+    assert token not in site
+    image = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["ImageId"]
+    root = podman("image", "mount", ami_image(image)).stdout.strip()
+    try:
+        found = subprocess.run(["grep", "-rlsF", token, root], capture_output=True, text=True, timeout=300, check=False)
+        assert found.returncode == 1 and not found.stdout, found.stdout
+    finally:
+        podman("image", "unmount", ami_image(image), check=False)
+    # a changed parameter reaches the app at its next start
+    client(env["AWS_ENDPOINT_URL"], "ssm").put_parameter(Name=f"{CONFIG}/GREETING", Value="hello again",
+                                                         Type="String", Overwrite=True)
+    podman("exec", name, "systemctl", "restart", "nodeapp", timeout=180)
+    assert app_environment(name)["GREETING"] == "hello again"
+
+
 def group_of(env: dict[str, str]) -> dict[str, Any]:
     return client(env["AWS_ENDPOINT_URL"], "autoscaling").describe_auto_scaling_groups(
         AutoScalingGroupNames=[RELEASE])["AutoScalingGroups"][0]
@@ -132,7 +183,9 @@ def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[s
         LaunchTemplateId=grp["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"])["LaunchTemplateVersions"][0]
     image = template["LaunchTemplateData"]["ImageId"]
     broken = "#!/bin/bash\necho 'configuring the app failed' >&2\nexit 3\n"  # boto3 base64-encodes it
+    # the template's instance profile: without it the app would fail to read its configuration first
     instance = aws(cloud, "ec2").run_instances(ImageId=image, MinCount=1, MaxCount=1, UserData=broken,
+                                               IamInstanceProfile=template["LaunchTemplateData"]["IamInstanceProfile"],
                                                SubnetId=grp["VPCZoneIdentifier"].split(",")[0])["Instances"][0]["InstanceId"]
     aws(cloud, "elbv2").register_targets(TargetGroupArn=grp["TargetGroupARNs"][0], Targets=[{"Id": instance}])
     try:
@@ -150,14 +203,15 @@ def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[s
 
 def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
     grp = group(cloud)
-    image = aws(cloud, "ec2").describe_launch_template_versions(
+    data = aws(cloud, "ec2").describe_launch_template_versions(
         LaunchTemplateId=grp["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"]
-    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]["ImageId"]
+    )["LaunchTemplateVersions"][0]["LaunchTemplateData"]
     config = ("#cloud-config\nwrite_files:\n  - {path: /run/hello, content: from-cloud-config}\n"
               "runcmd:\n  - [sh, -c, 'cloud-init query availability_zone > /run/zone']\n")
     subnet = grp["VPCZoneIdentifier"].split(",")[-1]
     zone = aws(cloud, "ec2").describe_subnets(SubnetIds=[subnet])["Subnets"][0]["AvailabilityZone"]
-    instance = aws(cloud, "ec2").run_instances(ImageId=image, MinCount=1, MaxCount=1, UserData=config,
+    instance = aws(cloud, "ec2").run_instances(ImageId=data["ImageId"], MinCount=1, MaxCount=1, UserData=config,
+                                               IamInstanceProfile=data["IamInstanceProfile"],
                                                SubnetId=subnet)["Instances"][0]["InstanceId"]
     try:
         name = wait_for(f"{instance}'s container", lambda: container_of(instance), 60)
@@ -181,6 +235,14 @@ def test_four_instances_spread_two_per_zone(site: str, cloud: tuple[server.Endpo
         scaling.set_desired_capacity(AutoScalingGroupName=RELEASE, DesiredCapacity=2)
 
 
+def runs(pid: int, program: bytes) -> bool:
+    """pid is alive and runs program; a zombie (dead, not yet reaped by init) has no command line."""
+    try:
+        return program in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def test_local_down_leaves_nothing_running(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
     endpoint, state = cloud
     plane = json.loads((state / "data-plane" / "status.json").read_text())
@@ -189,7 +251,7 @@ def test_local_down_leaves_nothing_running(site: str, cloud: tuple[server.Endpoi
     label = f"label={CLOUD_LABEL}={endpoint.port}"
     assert podman("ps", "-a", "-q", "--filter", label).stdout.split() == []
     assert podman("network", "exists", f"nodestack-{endpoint.port}", check=False).returncode != 0
-    assert plane["haproxy_pid"] and not Path(f"/proc/{plane['haproxy_pid']}").exists()
+    assert plane["haproxy_pid"] and not runs(plane["haproxy_pid"], b"haproxy")
     host, _, port = plane["dns"].partition(":")
     with pytest.raises(OSError):
         socket.create_connection((host, int(port)), timeout=1).close()

@@ -287,6 +287,50 @@ def test_plain_moto_drops_imds_support(plain_moto: str) -> None:
     assert "ImdsSupport" not in ec2.describe_images(ImageIds=[ami])["Images"][0]  # type: ignore[attr-defined]
 
 
+def _instances_from_template_and_configuration(url: str, name: str) -> list[dict]:  # type: ignore[type-arg]
+    """One instance from a launch template (Auto Scaling), one from a launch configuration, one
+    from RunInstances with the template and its own profile: what each got."""
+    ec2, asg, iam = _client(url, "ec2"), _client(url, "autoscaling"), _client(url, "iam")
+    for profile in (f"{name}-lt", f"{name}-lc", f"{name}-own"):
+        iam.create_role(RoleName=profile, AssumeRolePolicyDocument="{}")
+        iam.create_instance_profile(InstanceProfileName=profile)
+        iam.add_role_to_instance_profile(InstanceProfileName=profile, RoleName=profile)
+    ec2.create_launch_template(LaunchTemplateName=f"{name}-lt", LaunchTemplateData={
+        "ImageId": "ami-785db401", "IamInstanceProfile": {"Name": f"{name}-lt"},
+        "MetadataOptions": {"HttpTokens": "required", "HttpEndpoint": "enabled"}})
+    asg.create_launch_configuration(LaunchConfigurationName=f"{name}-lc", ImageId="ami-785db401",
+                                    InstanceType="t3.micro", IamInstanceProfile=f"{name}-lc",
+                                    MetadataOptions={"HttpTokens": "required"})
+    for group, launch in ((f"{name}-lt", {"LaunchTemplate": {"LaunchTemplateName": f"{name}-lt"}}),
+                          (f"{name}-lc", {"LaunchConfigurationName": f"{name}-lc"})):
+        asg.create_auto_scaling_group(AutoScalingGroupName=group, MinSize=1, MaxSize=1,
+                                      AvailabilityZones=["us-east-1a"], **launch)
+    ids = [asg.describe_auto_scaling_groups(AutoScalingGroupNames=[g])["AutoScalingGroups"][0]["Instances"][0][
+        "InstanceId"] for g in (f"{name}-lt", f"{name}-lc")]
+    ids += [ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": f"{name}-lt"},
+                              IamInstanceProfile={"Name": f"{name}-own"})["Instances"][0]["InstanceId"]]
+    found = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
+    return [found[i] for i in ids]
+
+
+def _profile_and_tokens(instance: dict) -> tuple[str | None, str]:  # type: ignore[type-arg]
+    arn = (instance.get("IamInstanceProfile") or {}).get("Arn")
+    return (arn.rsplit("/", 1)[-1] if arn else None), instance["MetadataOptions"]["HttpTokens"]
+
+
+def test_launched_instances_get_the_profile_and_metadata_options_they_were_launched_with(
+        local_cloud: server.Endpoint) -> None:
+    described = _instances_from_template_and_configuration(local_cloud.url, "launch-settings")
+    assert [_profile_and_tokens(i) for i in described] == [
+        ("launch-settings-lt", "required"), ("launch-settings-lc", "required"),
+        ("launch-settings-own", "required")]  # the call's own profile wins over the template's
+
+
+def test_plain_moto_drops_the_templates_profile_and_metadata_options(plain_moto: str) -> None:
+    described = _instances_from_template_and_configuration(plain_moto, "launch-settings")
+    assert _profile_and_tokens(described[0]) == (None, "optional")
+
+
 def _new_alb_attributes(url: str) -> dict[str, str]:
     ec2, elb = _client(url, "ec2"), _client(url, "elbv2")
     vpc = ec2.create_vpc(CidrBlock="10.8.0.0/16")["Vpc"]["VpcId"]

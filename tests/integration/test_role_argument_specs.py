@@ -45,6 +45,11 @@ PLAY = """\
     # a token in the URL would reach every log; the token has its own (no_log) setting
     ("app_build", "app_build_registry=https://user:secret@npm.example.com/", "must be an https:// URL without credentials", 1),
     ("app_build", "app_build_registry_token=abc", "app_build_registry_token needs app_build_registry", 2),
+    ("app_config", "app_config_wait_seconds=soon", "app_config_wait_seconds", 0),
+    # rendered into the unit root runs
+    ("app_config", "app_config_path='/nodeapp/prod/config/ --output /etc/shadow'", "must be an SSM path", 1),
+    ("app_config", "app_config_path=/nodeapp/prod/config", "must be an SSM path", 1),
+    ("app_config", "app_config_path=/nodeapp/prod/config/ app_config_region=eu-west-1;id", "app_config_region", 1),
     ("stack", '{"stack_asg_max_size": "many", "aws_region": "us-east-1", "stack_env": "dev"}', "stack_asg_max_size", 0),
 ])
 def test_bad_role_input_fails_before_any_change(
@@ -60,7 +65,7 @@ def test_bad_role_input_fails_before_any_change(
     assert result.returncode != 0
     assert "Validating arguments against arg spec" in result.stdout
     assert named in result.stdout
-    assert "secret" not in result.stdout  # a refused URL's credentials are never echoed
+    assert "secret@" not in result.stdout  # a refused URL's credentials are never echoed
     # Only validation ran: nothing was touched.
     assert f"ok={checks_passed} " in result.stdout and "changed=0" in result.stdout
 

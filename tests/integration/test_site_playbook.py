@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
+import secrets
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
@@ -32,15 +34,23 @@ class SiteRuns:
     first_calls: Counter[str]
 
 
+APP_SECRET = secrets.token_hex(16)
+
+
 @pytest.fixture(scope="module")
-def site(aws_env: dict[str, str], local_cloud: server.Endpoint, promoted_ami: str) -> SiteRuns:
-    """site.yml run twice on the module's stack; the tests below read what it built."""
+def site(aws_env: dict[str, str], local_cloud: server.Endpoint, promoted_ami: str,
+         tmp_path_factory: pytest.TempPathFactory) -> SiteRuns:
+    """site.yml run twice on the module's stack (with the app's configuration, a secret
+    included, as a Vault file would give it); the tests below read what it built."""
+    config = tmp_path_factory.mktemp("app-config") / "vars.json"
+    config.write_text(json.dumps({"stack_app_config": {"GREETING": "hello", "WORKERS": 2},
+                                  "stack_app_secrets": {"API_KEY": APP_SECRET}}))
     log = local_cloud.request_log
     before = request_log.log_size(log)
-    first = playbook(aws_env, "site.yml")
+    first = playbook(aws_env, "site.yml", "-e", f"@{config}")
     assert first.returncode == 0, first.stdout[-3000:]
     calls = request_log.count_calls(log, before)[1]
-    second = playbook(aws_env, "site.yml")
+    second = playbook(aws_env, "site.yml", "-e", f"@{config}")
     assert second.returncode == 0, second.stdout[-3000:]
     return SiteRuns(first, second, calls)
 
@@ -49,6 +59,16 @@ def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, lo
                                                              promoted_ami: str) -> None:
     assert recap(site.second.stdout)["changed"] == 0
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
+
+
+def test_the_apps_configuration_is_in_ssm_and_its_secret_in_no_output(site: SiteRuns,
+                                                                         local_cloud: server.Endpoint) -> None:
+    ssm = client(local_cloud.url, "ssm")
+    found = ssm.get_parameters_by_path(Path="/nodeapp/dev/config", WithDecryption=True)["Parameters"]
+    assert {p["Name"]: (p["Type"], p["Value"]) for p in found} == {
+        "/nodeapp/dev/config/GREETING": ("String", "hello"), "/nodeapp/dev/config/WORKERS": ("String", "2"),
+        "/nodeapp/dev/config/API_KEY": ("SecureString", APP_SECRET)}
+    assert APP_SECRET not in site.first.stdout + site.first.stderr + site.second.stdout + site.second.stderr
 
 
 @pytest.mark.usefixtures("site")
@@ -70,7 +90,12 @@ def test_network_and_iam_are_as_declared(local_cloud: server.Endpoint) -> None:
     assert [r["RoleName"] for r in profile["Roles"]] == ["nodeapp-local-app"]
     policy = iam.get_role_policy(RoleName="nodeapp-local-app", PolicyName="nodeapp-local-app-least-privilege")
     resources = [st["Resource"] for st in policy["PolicyDocument"]["Statement"]]
-    assert resources[0].endswith(":parameter/nodeapp/local/*") and "*" not in resources[0].split(":parameter")[0]
+    # the configuration path the (dev) AMI reads, nothing else: not the AMI parameters beside it
+    config = "arn:aws:ssm:us-east-1:123456789012:parameter/nodeapp/dev/config"
+    for arn, allowed in ((config, True), (f"{config}/DATABASE_URL", True), (f"{config}2/X", False),
+                         ("arn:aws:ssm:us-east-1:123456789012:parameter/nodeapp/dev/ami/latest", False),
+                         ("arn:aws:ssm:us-east-1:123456789012:parameter/nodeapp/local/config/X", False)):
+        assert any(fnmatch.fnmatchcase(arn, r) for r in resources[0]) == allowed, arn
     log_groups = resources[1] if isinstance(resources[1], list) else [resources[1]]
     own = "arn:aws:logs:us-east-1:123456789012:log-group:/nodeapp/local"
     for arn in (own, f"{own}:log-stream:i-1", f"{own}/app"):
@@ -174,6 +199,10 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_rollout_min_healthy_percentage=150", "stack_rollout_min_healthy_percentage=150 is invalid: give 0 to 100"),
     ("stack_launch_kind=spot", "value of stack_launch_kind must be one of: template, configuration, got: spot"),
     ("stack_volume_size=2", "stack_volume_size=2 is invalid: give the root volume 8 to 16384 GiB"),
+    ("stack_app_config_path=/nodeapp/dev/config", "stack_app_config_path=/nodeapp/dev/config is invalid"),
+    ('{"stack_app_config": {"database-url": "x"}}', "stack_app_config=['database-url'] (names) is invalid"),
+    ('{"stack_app_config": {"API_KEY": "x"}, "stack_app_secrets": {"API_KEY": "s3cret-value"}}',
+     "name each value as an environment variable"),
 ])
 def test_bad_input_is_named_and_nothing_is_called(
     aws_env: dict[str, str], local_cloud: server.Endpoint, override: str, named: str

@@ -9,6 +9,7 @@ import fcntl
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import yaml
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -338,9 +340,32 @@ def summary_table(results: list[EnvResult], prune_dry_run: bool) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) for row in rows)
 
 
+def extra_vars(given: list[str]) -> dict[str, Any]:
+    """`-e NAME=VALUE` (a string) and `-e @FILE` (a YAML or JSON mapping), as ansible-playbook
+    takes them, later ones winning; they override the inventory's variables."""
+    found: dict[str, Any] = {}
+    for item in given:
+        if item.startswith("@"):
+            try:
+                loaded = yaml.safe_load(Path(item[1:]).read_text())
+            except (OSError, yaml.YAMLError) as exc:
+                raise settings.BakeConfigError(f"-e {item}: cannot read it: {exc}") from exc
+            if not isinstance(loaded, dict):
+                raise settings.BakeConfigError(f"-e {item} holds no mapping of variable names to values")
+            found.update(loaded)
+            continue
+        name, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise settings.BakeConfigError(f"-e {item!r} is not NAME=VALUE with a variable name: "
+                                           "give it as -e app_source_version=v1.2.0 or -e @vars.yml")
+        found[name] = value
+    return found
+
+
 def run(args: argparse.Namespace) -> int:
-    overrides = {"app_source_version": args.app_revision} if args.app_revision else {}
     try:
+        overrides = {**extra_vars(args.extra_vars or []),
+                     **({"app_source_version": args.app_revision} if args.app_revision else {})}
         target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides,
                                    args.ssh_cidr, args.ssh_interface)
     except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
@@ -396,6 +421,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds one environment's Packer build may take (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--app-revision", default=None, help="bake this app revision instead of the inventory's")
+    parser.add_argument("-e", "--extra-var", dest="extra_vars", action="append", metavar="NAME=VALUE|@FILE",
+                        help="repeatable: playbook variables over the inventory's, as ansible-playbook -e "
+                             "(e.g. -e app_source_version=v1.2.0, -e @vars.yml); secrets belong in Vault")
     parser.add_argument("--ssh-cidr", action="append", default=None,
                         help=f"--target aws: the network allowed to SSH to the build host, such as the runner's "
                              f"address/32 (repeatable; at least /{SSH_CIDR_MIN_PREFIX}; or set {SSH_CIDRS_ENV})")

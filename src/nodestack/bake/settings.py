@@ -60,6 +60,7 @@ class AppCheck:
     port: int
     health_path: str
     health_status: int
+    config_unit: str = ""  # the app_config role's unit, when the app reads SSM at start
 
     @classmethod
     def from_vars(cls, values: dict[str, Any], source: Path) -> AppCheck:
@@ -68,7 +69,8 @@ class AppCheck:
         try:
             return cls(str(values["auto_start_service"]), str(values["users_service_name"]),
                        f"{values['users_service_home']}/app", int(values["auto_start_port"]),
-                       str(values["auto_start_health_path"]), int(values["auto_start_health_status"]))
+                       str(values["auto_start_health_path"]), int(values["auto_start_health_status"]),
+                       f"{values['auto_start_service']}-config.service" if values.get("app_config_path") else "")
         except (TypeError, ValueError) as exc:
             raise BakeConfigError(f"auto_start_port={values['auto_start_port']!r} and auto_start_health_status="
                                   f"{values['auto_start_health_status']!r} in {source} must be numbers") from exc
@@ -102,7 +104,7 @@ class EnvSettings:
 
 # What the bake itself needs to know, resolved by Ansible as the roles will see it.
 _RESOLVED = ["nodejs_version", "app_source_version", "auto_start_service", "auto_start_port", "auto_start_health_path",
-             "auto_start_health_status", "users_service_name", "users_service_home"]
+             "auto_start_health_status", "users_service_name", "users_service_home", "app_config_path"]
 
 
 def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvSettings:
@@ -129,7 +131,7 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
     if unresolved:
         raise BakeConfigError(f"{', '.join(unresolved)} in {inventory / 'group_vars'} refer to a variable that is "
                               "not defined: define it in group_vars (all.yml or app_servers.yml)")
-    resolved = {**_role_defaults("users"), **_role_defaults("auto_start"), **found}
+    resolved = {**_role_defaults("users"), **_role_defaults("auto_start"), **_role_defaults("app_config"), **found}
     version = str(resolved.get("nodejs_version", ""))
     if not _SEMVER.match(version):
         raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as 22.11.0")

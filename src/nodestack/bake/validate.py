@@ -9,6 +9,9 @@ from dataclasses import dataclass
 from nodestack.bake.build_host import podman
 from nodestack.bake.settings import AppCheck
 from nodestack.local_cloud.instances import ami_image
+from nodestack.paths import REPO_ROOT
+
+EMPTY_CONFIG = REPO_ROOT / "packer" / "tests" / "empty-config.conf"
 
 # The health check's status inside the container (an error status is an answer too).
 _STATUS = ("import sys, urllib.error, urllib.request\n"
@@ -42,7 +45,10 @@ def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float
     image = ami_image(ami_id)
     podman("commit", "--quiet", container, image, timeout=300)
     probe = f"{container}-boot"
-    podman("run", "-d", "--name", probe, "--systemd=always", image, "/sbin/init")
+    # no instance profile here: the app starts with an empty configuration (packer/tests/empty-config.conf)
+    config = ["-v", f"{EMPTY_CONFIG}:/etc/systemd/system/{app.config_unit}.d/50-bake-check.conf:ro"] \
+        if app.config_unit else []
+    podman("run", "-d", "--name", probe, "--systemd=always", *config, image, "/sbin/init")
     check = f"{app.health_path} on port {app.port} answering {app.health_status}"
     try:
         if answers_health_check(probe, app, timeout_s):

@@ -29,15 +29,18 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance
+from werkzeug.serving import WSGIRequestHandler
 
-from nodestack.local_cloud import alarms, cloud_init, fix_instance_refresh
+from nodestack.local_cloud import alarms, cloud_init, fix_instance_refresh, imds
 from nodestack.local_cloud.backend_lock import BACKENDS
 from nodestack.local_cloud.dns import DnsServer, LoadBalancerView
 from nodestack.local_cloud.dns_zones import moto_zones
 from nodestack.local_cloud.fix_target_health import BOARD, Observed, classic_key
+from nodestack.local_cloud.guest_services import DROP_IN_MOUNT, GuestServices
 from nodestack.local_cloud.haproxy import LoadBalancerProxy
 from nodestack.local_cloud.instances import Container, InstanceRuntime
 from nodestack.local_cloud.lb_state import Addresses, LoadBalancerPlan, plan, regions, targets
+from nodestack.local_cloud.request_log import WsgiApp
 
 LOG = logging.getLogger("nodestack.data_plane")
 TICK_SECONDS = 1.0
@@ -72,7 +75,8 @@ def _hostname(instance: Instance) -> str:
 
 
 class Controller:
-    def __init__(self, cloud_port: int, dns_port: int, state: Path) -> None:
+    def __init__(self, cloud_port: int, dns_port: int, state: Path,
+                 api: tuple[WsgiApp, type[WSGIRequestHandler]] | None = None) -> None:
         self.cloud_port = cloud_port
         self.state = state
         self.runtime = InstanceRuntime(str(cloud_port), state / "seeds")
@@ -91,6 +95,8 @@ class Controller:
         self._health: dict[tuple[str, str], Observed] = {}
         self._local: dict[str, Instance] = {}
         self._ready_since: dict[str, float] = {}
+        # with the endpoint's app: instances reach the API and their metadata (and credentials)
+        self.guests = GuestServices(api, imds.MetadataService(self._instance_at), state) if api else None
 
     # lifecycle ---------------------------------------------------------------
     def start(self) -> None:
@@ -108,6 +114,8 @@ class Controller:
             self._thread.join(timeout=30)
         self.dns.stop()
         self.proxy.stop()
+        if self.guests is not None:
+            self.guests.stop()
         self.runtime.remove_all()
         self.status_file.unlink(missing_ok=True)
 
@@ -184,8 +192,18 @@ class Controller:
                         else str(pair.material_public),)
         meta = cloud_init.InstanceMetadata(instance.id, _hostname(instance), str(instance.placement.zone),
                                            instance.ec2_backend.region_name, keys)
-        self.runtime.launch(meta, instance.image_id, _user_data(instance))
+        mounts = []
+        if self.guests is not None:
+            mounts.append((self.guests.ensure(self.runtime.gateway()), DROP_IN_MOUNT))
+        self.runtime.launch(meta, instance.image_id, _user_data(instance), mounts)
         LOG.info("instance %s: container started from %s in %s", instance.id, instance.image_id, meta.availability_zone)
+
+    def _instance_at(self, address: str) -> Instance | None:
+        """The instance whose container has this address on the cloud's network."""
+        for instance_id, container in list(self._containers.items()):
+            if container.running and container.address == address:
+                return self._local.get(instance_id)
+        return None
 
     # health ------------------------------------------------------------------
     def _observe(self, local: dict[str, Instance]) -> dict[tuple[str, str], Observed]:

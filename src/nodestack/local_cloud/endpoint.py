@@ -53,15 +53,15 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     if not args.no_fixes:
         print("fixes applied:", ", ".join(fixes.apply_all()), flush=True)
+    app = RequestLog(with_ping(serialized(DomainDispatcherApplication(create_backend_app))), args.request_log)
     controller = None
     if args.data_plane is not None and not args.no_fixes:
         from nodestack.local_cloud.data_plane import Controller
 
-        controller = Controller(args.port, args.dns_port, args.data_plane)
+        controller = Controller(args.port, args.dns_port, args.data_plane, api=(app, MotoRequestHandler))
         controller.start()
         print(f"data plane: DNS on 127.0.0.1:{controller.dns.port}, state in {args.data_plane}", flush=True)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
-    app = RequestLog(with_ping(serialized(DomainDispatcherApplication(create_backend_app))), args.request_log)
     try:
         run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     finally:

@@ -18,7 +18,8 @@ from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
 from nodestack.local_cloud import (fix_alb_default_attributes, fix_asg_placement, fix_image_imds_support,
-                                   fix_instance_refresh, fix_launch_template_versions, fix_target_health)
+                                   fix_instance_refresh, fix_launch_instance_settings, fix_launch_template_versions,
+                                   fix_target_health)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ FIXES: tuple[Fix, ...] = (
         fix_instance_refresh.apply),
     Fix("autoscaling-placement", "instances balanced over the group's zones; scale-in by termination policies",
         fix_asg_placement.apply),
+    Fix("ec2-launch-instance-settings", "instances from a launch template or configuration get its instance profile "
+        "and metadata options", fix_launch_instance_settings.apply),
     Fix("ec2-image-imds-support", "RegisterImage/ModifyImageAttribute keep ImdsSupport; DescribeImages returns it",
         fix_image_imds_support.apply),
     Fix("elbv2-alb-default-attributes", "a new ALB has every attribute AWS documents, with its defaults",

@@ -87,14 +87,26 @@ class InstanceRuntime:
         result = podman("inspect", "--format", fmt, name, check=False, timeout=30)
         return result.stdout.strip() or None if result.returncode == 0 else None
 
-    def launch(self, meta: cloud_init.InstanceMetadata, ami_id: str, user_data: bytes) -> None:
+    def gateway(self) -> str:
+        """The network's gateway address: the host's side of the bridge."""
+        self.ensure_network()
+        found = podman("network", "inspect", "--format", "{{range .Subnets}}{{.Gateway}} {{end}}", self.network)
+        addresses = found.stdout.split()
+        if not addresses:
+            raise PodmanError(f"network {self.network} has no gateway address")
+        return addresses[0]
+
+    def launch(self, meta: cloud_init.InstanceMetadata, ami_id: str, user_data: bytes,
+               mounts: list[tuple[Path, str]] | None = None) -> None:
+        """Start the instance's container; `mounts` are (host file, path inside) pairs, read-only."""
         seed = self.seeds / meta.instance_id
         cloud_init.write_seed(seed, meta, user_data)
         self.ensure_network()
+        volumes = [arg for host, inside in mounts or [] for arg in ("-v", f"{host}:{inside}:ro")]
         podman("run", "-d", "--name", self.container_name(meta.instance_id), "--hostname", meta.hostname,
                "--network", self.network, "--systemd=always",
                "--label", f"{CLOUD_LABEL}={self.cloud_id}", "--label", f"{INSTANCE_LABEL}={meta.instance_id}",
-               "-v", f"{seed}:{cloud_init.SEED_MOUNT}:ro",
+               "-v", f"{seed}:{cloud_init.SEED_MOUNT}:ro", *volumes,
                ami_image(ami_id), "/sbin/init")
 
     def stop(self, instance_id: str) -> None:
