@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from nodestack.bake import job
-from nodestack.local_cloud import server
+from nodestack.bake import job, settings, validate
 from nodestack.bake.build_host import podman
+from nodestack.local_cloud import server
 from tests.conftest import REPO, cli, client
 
 REVISIONS_FILE = REPO / ".state/git-fixture/revisions.json"
@@ -145,8 +145,11 @@ def test_local_images_serve_health_after_boot(baked: dict[str, object]) -> None:
     expected = json.loads(REVISIONS_FILE.read_text())["v1.0.0"]
     for env, entry in baked["report"].items():  # type: ignore[attr-defined]
         name = f"nodestack-test-boot-{env}"
-        podman("run", "-d", "--name", name, "--systemd=always", f"localhost/nodestack-ami:{entry['ami_id']}",
-               "/sbin/init")
+        # the inventories read SSM at start; no instance profile here (test_data_plane reads it)
+        config_unit = settings.load(env, local=True).app.config_unit
+        assert config_unit, f"{env}: the inventory's app reads no configuration"
+        podman("run", "-d", "--name", name, "--systemd=always", *validate.empty_configuration(config_unit),
+               f"localhost/nodestack-ami:{entry['ami_id']}", "/sbin/init")
         try:
             version = sample_app_version(name, 90)
             assert version is not None, f"{env}: no /health after boot"

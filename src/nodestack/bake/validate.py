@@ -39,16 +39,20 @@ def answers_health_check(container: str, app: AppCheck, timeout_s: float) -> boo
         time.sleep(1)
 
 
+def empty_configuration(config_unit: str) -> list[str]:
+    """`podman run` arguments that start the app with an empty configuration: a container booted
+    here has no instance profile to read its parameters with (packer/tests/empty-config.conf)."""
+    return ["-v", f"{EMPTY_CONFIG}:/etc/systemd/system/{config_unit}.d/50-bake-check.conf:ro"] if config_unit else []
+
+
 def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float = 120) -> Outcome:
     """Commit the build host as the AMI's local image, boot a fresh container from it, and
     wait for the health check: the app must come up on boot with nobody running anything."""
     image = ami_image(ami_id)
     podman("commit", "--quiet", container, image, timeout=300)
     probe = f"{container}-boot"
-    # no instance profile here: the app starts with an empty configuration (packer/tests/empty-config.conf)
-    config = ["-v", f"{EMPTY_CONFIG}:/etc/systemd/system/{app.config_unit}.d/50-bake-check.conf:ro"] \
-        if app.config_unit else []
-    podman("run", "-d", "--name", probe, "--systemd=always", *config, image, "/sbin/init")
+    podman("run", "-d", "--name", probe, "--systemd=always", *empty_configuration(app.config_unit), image,
+           "/sbin/init")
     check = f"{app.health_path} on port {app.port} answering {app.health_status}"
     try:
         if answers_health_check(probe, app, timeout_s):
