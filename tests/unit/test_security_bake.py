@@ -69,7 +69,9 @@ def test_packer_accepts_the_runners_address(tmp_path: Path) -> None:
 
 
 def test_playbook_vars_are_private_and_gone_after_the_build(tmp_path: Path) -> None:
-    env_settings = settings.load("dev", local=False)
+    # a repository for AWS to clone; the Vault variable defined, so no Vault file is needed here
+    env_settings = settings.load("dev", local=False, overrides={"app_source_repo": "git@github.com:acme/app.git",
+                                                                "vault_app_source_deploy_key": ""})
     with env_settings.vars_file(tmp_path) as path:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert json.loads(path.read_text())["app_source_deploy_key"] == "{{ vault_app_source_deploy_key }}"

@@ -19,6 +19,13 @@ from nodestack.paths import REPO_ROOT, podman_env, state_dir
 BUILD_USER = "admin"  # what Debian's AMIs call their first user
 APT_CACHE_MOUNT = "/var/cache/nodestack-apt"
 APT_CACHE_CONF = "/etc/apt/apt.conf.d/00nodestack-build-cache"
+# Read-only mounts of the build host: the sample app's git remote (scripts/git-fixture.sh: its
+# bare repository app.git), the Node.js mirror, and the team's repository when app_source_repo
+# names a directory on this machine (a sibling: a mount point cannot be made inside a read-only mount).
+SAMPLE_REMOTE_MOUNT = "/srv/app-remote"
+SAMPLE_REPO = f"{SAMPLE_REMOTE_MOUNT}/app.git"
+NODE_MIRROR_MOUNT = "/srv/node-mirror"
+TEAM_REPO_MOUNT = "/srv/team-remote"
 
 
 class BuildHostError(RuntimeError):
@@ -33,6 +40,23 @@ def podman(*args: str, check: bool = True, timeout: float = 120,
     if check and result.returncode != 0:
         raise BuildHostError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-500:]}")
     return result
+
+
+def volumes(fixtures: Path, apt_cache: Path, team_repo: Path | None = None) -> list[str]:
+    """`podman run`'s -v arguments: the sample app's remote and the Node.js mirror from `fixtures`
+    (scripts/test-fixtures.sh), the team's repository `team_repo` when there is one (all read-only),
+    and the apt cache."""
+    mounts = [f"{fixtures / 'git-fixture'}:{SAMPLE_REMOTE_MOUNT}:ro", f"{fixtures / 'node-mirror'}:{NODE_MIRROR_MOUNT}:ro"]
+    if team_repo is not None:
+        mounts.append(f"{team_repo}:{TEAM_REPO_MOUNT}:ro")
+    mounts.append(f"{apt_cache}:{APT_CACHE_MOUNT}")
+    return [arg for mount in mounts for arg in ("-v", mount)]
+
+
+def safe_directories(team_repo: Path | None = None) -> list[str]:
+    """The mounted repositories git in the build host must trust: they belong to another uid and
+    git refuses those. The team's repository by its top (a working tree) and its .git (bare or not)."""
+    return [SAMPLE_REPO, *([TEAM_REPO_MOUNT, f"{TEAM_REPO_MOUNT}/.git"] if team_repo is not None else [])]
 
 
 @dataclass
@@ -67,12 +91,14 @@ class OneTimeKey:
 
 @dataclass
 class LocalBuildHost:
-    """`with LocalBuildHost(name, env, ec2) as host:` -> host.port, host.key_file, host.key_name,
-    host.known_hosts (its sshd's host keys, so SSH to it checks them)."""
+    """`with LocalBuildHost(name, env, ec2, team_repo) as host:` -> host.port, host.key_file,
+    host.key_name, host.known_hosts (its sshd's host keys, so SSH to it checks them). team_repo:
+    the team's repository on this machine (EnvSettings.team_repo), mounted at TEAM_REPO_MOUNT."""
 
     name: str
     env: str
     ec2: object  # boto3 EC2 client of the local endpoint
+    team_repo: Path | None = None
     port: int = 0
     key_file: Path | None = None
     key_name: str = ""
@@ -99,17 +125,16 @@ class LocalBuildHost:
         self.port = free_port()
         podman("run", "-d", "--name", self.name, "--systemd=always", "--label", "io.nodestack.role=build-host",
                "-p", f"127.0.0.1:{self.port}:22",
-               "-v", f"{fixtures / 'git-fixture'}:/srv/app-remote:ro",
-               "-v", f"{fixtures / 'node-mirror'}:/srv/node-mirror:ro",
-               "-v", f"{self._apt_cache()}:{APT_CACHE_MOUNT}",
+               *volumes(fixtures, self._apt_cache(), self.team_repo),
                base_image.IMAGE, "/sbin/init")
+        trusted = "".join(f"\\tdirectory = {path}\\n" for path in safe_directories(self.team_repo))
         script = (
             f"useradd -m -s /bin/bash {BUILD_USER}"
             f" && install -d -m 0700 -o {BUILD_USER} -g {BUILD_USER} /home/{BUILD_USER}/.ssh"
             f" && install -m 0600 -o {BUILD_USER} -g {BUILD_USER} /dev/stdin /home/{BUILD_USER}/.ssh/authorized_keys"
             f" && echo '{BUILD_USER} ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/90-build"
-            # the mounted remote belongs to another uid; git refuses that unless trusted
-            " && printf '[safe]\\n\\tdirectory = /srv/app-remote/app.git\\n' >> /etc/gitconfig"
+            # the mounted remotes belong to another uid; git refuses that unless trusted
+            f" && printf '[safe]\\n{trusted}' >> /etc/gitconfig"
             # downloaded packages land in the mounted per-environment cache (finalize-image.sh drops this)
             f" && printf 'Dir::Cache::archives \"{APT_CACHE_MOUNT}/\";\\n' > {APT_CACHE_CONF}"
         )

@@ -198,15 +198,17 @@ def env_lock(env: str) -> Iterator[None]:
 
 
 @contextmanager
-def build_host(target: Target, env: str, stamp: str, ec2: Any, workdir: Path) -> Iterator[dict[str, str]]:
+def build_host(target: Target, env_settings: settings.EnvSettings, stamp: str, ec2: Any,
+               workdir: Path) -> Iterator[dict[str, str]]:
     """The Packer variables that reach the build host. Local mode: the build container. AWS: Packer
     launches the instance, with the job's one-time key (a file Packer and the checks read by
     path; Packer's own temporary key would only exist as a string), known_hosts from its console."""
+    env = env_settings.env
     if not target.local:
         with OneTimeKey(f"nodestack-bake-{env}-{stamp}", ec2, workdir) as key:
             yield {"ssh_keypair_name": key.name, "ssh_private_key_file": str(key.private)}
         return
-    with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2) as host:
+    with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2, env_settings.team_repo) as host:
         shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
         yield {"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
                "ssh_private_key_file": str(host.key_file), "local_container": host.name}
@@ -276,7 +278,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             variables = packer_variables(target, env_settings, workdir, stamp)
             began = time.monotonic()
-            with build_host(target, env, stamp, ec2, workdir) as reach, env_settings.vars_file(workdir):
+            with build_host(target, env_settings, stamp, ec2, workdir) as reach, env_settings.vars_file(workdir):
                 phase("build_host", began)
                 container = reach.pop("local_container", "")
                 variables.update(reach)
@@ -372,6 +374,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"bake: {exc}", file=sys.stderr)
         print("bake: nothing was launched", file=sys.stderr)
         return 2
+    for env_settings in loaded.values():
+        if env_settings.note:
+            print(f"[{env_settings.env}] {env_settings.note}", flush=True)
     with ThreadPoolExecutor(max_workers=len(loaded)) as pool:
         results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout),
                                 loaded.values()))

@@ -13,21 +13,19 @@ from typing import Any
 
 import yaml
 
-from nodestack.bake import inventory_vars
+from nodestack.bake import app_source, inventory_vars
+from nodestack.bake.build_host import NODE_MIRROR_MOUNT
 from nodestack.paths import REPO_ROOT
 
 ENVIRONMENTS = ("dev", "prod")
 TEMPLATE = REPO_ROOT / "packer" / "nodeapp.pkr.hcl"
-# Local mode: Node.js and the app come from the mounted local mirror and git remote.
+# Local mode: Node.js comes from the mounted local mirror.
 LOCAL_OVERRIDES: dict[str, Any] = {
-    "nodejs_mirror": "file:///srv/node-mirror",
+    "nodejs_mirror": f"file://{NODE_MIRROR_MOUNT}",
     # the mirror's tarball is a repack, not nodejs.org's bytes: its own pins (scripts/node-mirror.sh),
     # read by Ansible when it runs (the mirror is made after preflight, with the build host)
     "nodejs_checksums": "{{ lookup('ansible.builtin.file', '%s') | from_json }}"
                         % (REPO_ROOT / ".state" / "node-mirror" / "checksums.json"),
-    "app_source_repo": "file:///srv/app-remote/app.git",
-    "app_source_deploy_key": "",
-    "app_source_known_hosts": [],
 }
 # The image must not have run the app: validation starts it.
 BAKE_VARS: dict[str, Any] = {"auto_start_start_now": False}
@@ -38,6 +36,10 @@ PLAYBOOK_VARS = "playbook-vars.json"
 # `--extra-vars @file` and only Ansible decrypts it (ANSIBLE_VAULT_PASSWORD_FILE).
 VAULT_FILE = "vault.yml"
 _PLAINTEXT_SECRET = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")
+# Ansible Vault's variables, by the inventory's convention: vault_<name>, used inside a template.
+_TEMPLATE = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+_VAULT_VARIABLE = re.compile(r"\bvault_\w+")
+VAULT_PASSWORD_ENV = "ANSIBLE_VAULT_PASSWORD_FILE"
 
 
 class BakeConfigError(ValueError):
@@ -85,6 +87,10 @@ class EnvSettings:
     app_revision: str
     app: AppCheck
     vault_file: Path | None = None
+    # Said before the build: what it bakes when that is not simply app_source_repo (the sample app, a directory here)
+    note: str = ""
+    # Local mode: the team's repository on this machine, mounted read-only into the build host
+    team_repo: Path | None = None
 
     @contextmanager
     def vars_file(self, workdir: Path) -> Iterator[Path]:
@@ -103,8 +109,34 @@ class EnvSettings:
 
 
 # What the bake itself needs to know, resolved by Ansible as the roles will see it.
-_RESOLVED = ["nodejs_version", "app_source_version", "auto_start_service", "auto_start_port", "auto_start_health_path",
-             "auto_start_health_status", "users_service_name", "users_service_home", "app_config_path"]
+_RESOLVED = ["nodejs_version", "app_source_version", "app_source_repo", "auto_start_service", "auto_start_port",
+             "auto_start_health_path", "auto_start_health_status", "users_service_name", "users_service_home",
+             "app_config_path"]
+
+
+def _vault_file(inventory: Path, values: dict[str, Any], local: bool) -> Path | None:
+    """inventory/VAULT_FILE for Ansible to decrypt in the build: on AWS whenever it exists, locally when
+    the variables refer to Ansible Vault. When they do, it and ANSIBLE_VAULT_PASSWORD_FILE must exist."""
+    vault = inventory / VAULT_FILE
+    uses = {name: sorted({v for t in _TEMPLATE.findall(json.dumps(value)) for v in _VAULT_VARIABLE.findall(t)}
+                         - values.keys()) for name, value in values.items()}
+    users = [f"{name}={values[name]!r}" for name, found in sorted(uses.items()) if found]
+    if not users:
+        return vault if vault.is_file() and not local else None
+    if not vault.is_file():
+        secrets = ", ".join(sorted({v for found in uses.values() for v in found}))
+        hint = ("; a repository that needs no deploy key (https://, a directory here) takes "
+                "app_source_deploy_key: \"\"" if uses.get("app_source_deploy_key") else "")
+        raise BakeConfigError(f"{', '.join(users)} {'refers' if len(users) == 1 else 'refer'} to Ansible Vault, "
+                              f"but {vault} does not exist: create it "
+                              f"(ansible-vault create {vault}) with {secrets}{hint}")
+    password = os.environ.get(VAULT_PASSWORD_ENV, "")
+    if not password or not Path(password).expanduser().is_file():
+        problem = f"{password} does not exist" if password else "it is not set"
+        raise BakeConfigError(f"{', '.join(users)} {'needs' if len(users) == 1 else 'need'} {vault}, which Ansible "
+                              f"decrypts with the password in the file {VAULT_PASSWORD_ENV} names, but {problem}: "
+                              f"export {VAULT_PASSWORD_ENV}=/path/to/that/file")
+    return vault
 
 
 def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvSettings:
@@ -127,7 +159,8 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
         found = inventory_vars.resolve(inventory, _RESOLVED, extra)
     except inventory_vars.InventoryVarsError as exc:
         raise BakeConfigError(f"cannot resolve the {env} app-server variables: {exc}") from exc
-    unresolved = [f"{name}={values[name]!r}" for name in _RESOLVED if name in values and name not in found]
+    unresolved = [f"{name}={values[name]!r}" for name in _RESOLVED
+                  if values.get(name) is not None and name not in found]
     if unresolved:
         raise BakeConfigError(f"{', '.join(unresolved)} in {inventory / 'group_vars'} refer to a variable that is "
                               "not defined: define it in group_vars (all.yml or app_servers.yml)")
@@ -143,6 +176,10 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
         raise BakeConfigError(f"{', '.join(plaintext)} holds a private key in plain text: put it in Ansible Vault "
                               f"({inventory / VAULT_FILE}, ansible-vault encrypt) and refer to it, as "
                               "app_source_deploy_key: \"{{ vault_app_source_deploy_key }}\"")
-    vault = inventory / VAULT_FILE
+    try:
+        checkout = app_source.resolve(str(found.get("app_source_repo") or "").strip(), local, revision, source)
+    except app_source.AppSourceError as exc:
+        raise BakeConfigError(str(exc)) from exc
+    values.update(checkout.values)
     return EnvSettings(env, values, version, revision, AppCheck.from_vars(resolved, source),
-                       vault if vault.is_file() and not local else None)
+                       _vault_file(inventory, values, local), checkout.note, checkout.team_repo)
