@@ -184,8 +184,12 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
     (["--env", "dev", "--keep", "0"], "--keep 0 is invalid"),
     (["--env", "dev", "-e", "app source version"], "-e 'app source version' is not NAME=VALUE"),
     ([], "no environment given"),
+    # the shipped inventory names no app: AWS has nothing to clone
+    (["--env", "prod", "--target", "aws", "--ssh-cidr", "203.0.113.7/32"], "app_source_repo is not set in"),
     # no credentials: refused before any call (and never reaching out to the metadata service)
-    (["--env", "prod", "--target", "aws", "--ssh-cidr", "203.0.113.7/32"], "cannot reach AWS with the current credentials"),
+    (["--env", "prod", "--target", "aws", "--ssh-cidr", "203.0.113.7/32",
+      "-e", "app_source_repo=https://example.com/app.git", "-e", "app_source_deploy_key="],
+     "cannot reach AWS with the current credentials"),
     # the build host's SSH would be open to the internet: refused before any call
     (["--env", "prod", "--target", "aws"], "no --ssh-cidr given"),
     (["--env", "prod", "--target", "aws", "--ssh-cidr", "0.0.0.0/0"], "--ssh-cidr 0.0.0.0/0 is too broad"),

@@ -33,8 +33,8 @@ def test_site_syntax_checks_against_real_aws_inventories(env: str) -> None:
 def _preflight(inventory: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """preflight.yml with every AWS call sent to a closed loopback port (nothing leaves this machine)."""
     env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_CONFIG_FILE": str(tmp_path / "none"), "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
     return subprocess.run([str(BIN / "ansible-playbook"), "-i", inventory, "playbooks/preflight.yml"],
                           cwd=REPO, env=env, capture_output=True, text=True, check=False, timeout=300)
 
@@ -47,8 +47,9 @@ def test_preflight_refuses_the_shipped_inventory_until_the_app_repository_is_set
 
     inventory = tmp_path / env
     shutil.copytree(REPO / "inventories" / env, inventory)
-    settings = inventory / "group_vars" / "app_servers.yml"
-    settings.write_text(settings.read_text().replace('app_source_repo: ""', "app_source_repo: git@github.com:acme/app.git"))
+    app_servers = inventory / "group_vars" / "app_servers.yml"
+    text = app_servers.read_text()
+    app_servers.write_text(text.replace('app_source_repo: ""', "app_source_repo: git@github.com:acme/app.git"))
     result = _preflight(str(inventory), tmp_path)
     assert "Check the app's repository is set" in result.stdout
     assert "app_source_repo is not set" not in result.stdout
