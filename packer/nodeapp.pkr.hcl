@@ -116,7 +116,14 @@ variable "git_revision" {
 }
 
 variable "nodejs_version" {
-  type = string
+  type        = string
+  description = "Exact version, or auto: the app's own declaration picks it (the image checks report it)."
+}
+
+variable "node_version_report" {
+  type        = string
+  default     = ""
+  description = "With nodejs_version auto: where the image checks write the version the app runs."
 }
 
 variable "app_revision" {
@@ -293,6 +300,7 @@ build {
       "BUILD_KNOWN_HOSTS=${var.build_known_hosts}",
       "AWS_REGION=${var.region}",
       "NODESTACK_EXPECT_NODE=${var.nodejs_version}",
+      "NODESTACK_NODE_REPORT=${var.node_version_report}",
       "NODESTACK_EXPECT_REVISION=${var.app_revision}",
       "NODESTACK_APP_SERVICE=${var.app_service}",
       "NODESTACK_APP_USER=${var.app_user}",

@@ -2,7 +2,8 @@
 # Make the real-app fixtures the app_build tests deploy: small apps written here (no
 # third-party code in the tree), each a git repository tagged v1 with the lockfile its
 # package manager wrote, as a team's repository would have it:
-#   DIR/express.git     Express, package-lock.json, "start": "node server.js", reads PORT, no /health
+#   DIR/express.git     Express, package-lock.json, "start": "node server.js", reads PORT, no /health,
+#                       an .nvmrc naming its Node.js release
 #   DIR/yarn.git        Yarn classic (packageManager yarn@1.22.22), yarn.lock
 #   DIR/native.git      a native addon of its own, as a package tarball node-gyp builds on install,
 #                       started through a shell command
@@ -75,6 +76,7 @@ app.get('/', (req, res) => res.json({ app: 'express', env: process.env.NODE_ENV,
 const server = app.listen(Number(process.env.PORT || 3000));
 process.on('SIGTERM', () => server.close(() => process.exit(0)));
 EOF
+echo v22.11.0 > .nvmrc  # as nvm writes it (`nvm current > .nvmrc`)
 npm install --package-lock-only --silent
 app express
 

@@ -4,12 +4,14 @@ The same checks as molecule/app_server, against the build host over SSH with sud
 expect comes from the template's variables, which the bake job takes from the settings the
 roles apply: NODESTACK_EXPECT_NODE, NODESTACK_EXPECT_REVISION and NODESTACK_APP_* (the
 app's unit, account, checkout, port and health check). finalize-image.sh then checks that
-no keys or history are left.
+no keys or history are left. With nodejs_version auto, the version the app runs is written
+to NODESTACK_NODE_REPORT, for the bake to tag on the AMI.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shlex
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +32,16 @@ STATUS = ("python3 -c 'import sys, urllib.error, urllib.request\n"
           "except urllib.error.HTTPError as e: print(e.code)' " + shlex.quote(HEALTH_URL))
 
 
-def test_pinned_node(host) -> None:  # type: ignore[no-untyped-def]
-    assert host.check_output("node --version") == f"v{NODE}"
+def test_the_app_runs_the_pinned_node(host) -> None:  # type: ignore[no-untyped-def]
+    """The node on the app's unit's PATH: the one its start command runs."""
+    environment = shlex.split(host.check_output(f"systemctl show -p Environment --value {shlex.quote(SERVICE)}"))
+    path = next(item.split("=", 1)[1] for item in environment if item.startswith("PATH="))
+    version = host.check_output(f"env PATH={shlex.quote(path)} node --version").removeprefix("v")
+    if NODE != "auto":
+        assert version == NODE
+        return
+    assert re.fullmatch(r"\d+\.\d+\.\d+", version), version
+    Path(os.environ["NODESTACK_NODE_REPORT"]).write_text(version + "\n")
 
 
 def test_unit_enabled_for_boot(host) -> None:  # type: ignore[no-untyped-def]

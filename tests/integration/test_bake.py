@@ -1,5 +1,7 @@
-"""`nodestack bake` on the local cloud: dev and prod baked, validated, promoted; a broken
-bake promotes nothing; bad input launches nothing."""
+"""`nodestack bake` on the local cloud: a team's own app (the Express fixture, from a directory
+of this machine, its Node.js version from its .nvmrc) baked for dev and prod, validated,
+promoted; a broken bake promotes nothing; bad input launches nothing. The bundled sample
+app's bake is test_data_plane's."""
 
 from __future__ import annotations
 
@@ -18,7 +20,46 @@ from nodestack.bake.build_host import podman
 from nodestack.local_cloud import server
 from tests.conftest import REPO, cli, client
 
-REVISIONS_FILE = REPO / ".state/git-fixture/revisions.json"
+FIXTURES = REPO / ".state/app-fixtures"  # scripts/app-fixtures.sh: a team's repositories, tagged v1
+# What a team with such an app sets to bake it (group_vars/app_servers.yml for them, -e @FILE
+# here). None has a health endpoint: the check is /. This machine reaches npm through a
+# TLS-inspecting proxy whose CA only the host trusts, and whose metadata carries no npm signatures.
+TEAM_SETTINGS = {
+    "app_source_version": "v1",
+    "stack_health_check_path": "/",
+    "app_build_ca_certificates": "{{ lookup('ansible.builtin.file', '/etc/ssl/certs/ca-certificates.crt') }}",
+    "app_build_corepack_verify_signatures": False,
+}
+# Per fixture app: its own settings, and what it answers on / once its dependencies (and
+# build) are in place. Express takes its Node.js version from its .nvmrc.
+TEAM_APPS: dict[str, tuple[dict[str, object], dict[str, str]]] = {
+    "express": ({"nodejs_version": "auto"}, {"app": "express", "env": "production", "computed": "function"}),
+    "native": ({}, {"app": "native", "env": "production", "computed": "42 sh"}),
+    "typescript": ({"app_build_script": "build"}, {"app": "typescript", "env": "production", "computed": "1s"}),
+    "berry": ({}, {"app": "berry", "env": "production", "computed": "3s"}),
+}
+
+
+def bake_team_apps(apps: dict[str, str], bake_env: dict[str, str], workdir: Path) -> dict[str, dict[str, object]]:
+    """Bake {env: fixture app} side by side (one `nodestack bake` per environment, as two teams'
+    jobs would run): per env, the process and its report entry."""
+    runs: dict[str, dict[str, object]] = {}
+
+    def bake(env: str, app: str) -> None:
+        settings_file, report = workdir / f"{env}-{app}.json", workdir / f"{env}-{app}-report.json"
+        settings_file.write_text(json.dumps({**TEAM_SETTINGS, "app_source_repo": str(FIXTURES / f"{app}.git"),
+                                             **TEAM_APPS[app][0]}))
+        result = cli("bake", "--env", env, "-e", f"@{settings_file}", "--report", str(report), env=bake_env,
+                     timeout=1200)
+        entry = json.loads(report.read_text())["results"][0] if report.is_file() else {}
+        runs[env] = {"app": app, "result": result, "entry": entry}
+
+    threads = [threading.Thread(target=bake, args=item) for item in apps.items()]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return runs
 
 
 @pytest.fixture(scope="module")
@@ -49,28 +90,33 @@ class ProcessWatch(threading.Thread):
 
 
 @pytest.fixture(scope="module")
-def baked(bake_env: dict[str, str], local_cloud: server.Endpoint) -> Iterator[dict[str, object]]:
+def baked(bake_env: dict[str, str], local_cloud: server.Endpoint,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
     watch = ProcessWatch()
     watch.start()
     try:
-        result = cli("bake", "--env", "dev", "--env", "prod", env=bake_env, timeout=1200)
+        runs = bake_team_apps({"dev": "express", "prod": "native"}, bake_env, tmp_path_factory.mktemp("baked"))
     finally:
         watch.stop.set()
-    report = json.loads((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake/report.json").read_text())
-    yield {"result": result, "report": {r["env"]: r for r in report["results"]}, "watch": watch}
-    for entry in report["results"]:
-        if entry["ami_id"]:
-            podman("rmi", "-f", f"localhost/nodestack-ami:{entry['ami_id']}", check=False)
+    yield {"runs": runs, "report": {env: run["entry"] for env, run in runs.items()}, "watch": watch}
+    for run in runs.values():
+        if run["entry"].get("ami_id"):  # type: ignore[attr-defined]
+            podman("rmi", "-f", f"localhost/nodestack-ami:{run['entry']['ami_id']}", check=False)  # type: ignore[index]
 
 
 def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
-    result = baked["result"]
-    assert result.returncode == 0, result.stderr[-3000:]  # type: ignore[attr-defined]
-    table = result.stdout  # type: ignore[attr-defined]
-    assert "environment  AMI" in table and "passed" in table
-    # streamed Packer output carries a prefix per build; the image checks ran inside it
-    assert "[dev] ==> amazon-ebs.app:" in table and "[prod] ==> amazon-ebs.app:" in table
-    assert table.count("4 passed in") >= 2  # packer/tests/test_image.py, per environment
+    for env, run in baked["runs"].items():  # type: ignore[attr-defined]
+        result = run["result"]
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        table = result.stdout
+        assert "environment  AMI" in table and "passed" in table
+        # streamed Packer output carries a prefix per build; the image checks ran inside it
+        assert f"[{env}] ==> amazon-ebs.app:" in table
+        assert "4 passed in" in table  # packer/tests/test_image.py
+        # the team's repository, not the sample app, said before the build
+        repo = FIXTURES / f"{run['app']}.git"
+        assert f"[{env}] baking app_source_repo={repo} ({repo}, mounted read-only into the build host)" in table
+        assert "bundled sample app" not in table
 
 
 def test_amis_are_tagged_with_their_origin(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
@@ -81,7 +127,10 @@ def test_amis_are_tagged_with_their_origin(baked: dict[str, object], local_cloud
         tags = {t["Key"]: t["Value"] for t in image["Tags"]}
         assert tags["Environment"] == env and tags["validated"] == "true" and tags["Project"] == "nodestack"
         assert tags["GitRevision"].startswith(head)
-        assert tags["NodejsVersion"] == "22.11.0" and tags["AppRevision"] == "v1.0.0"
+        # dev's Express has nodejs_version auto: its .nvmrc names v22.11.0, re-tagged over Packer's "auto";
+        # prod's app runs the inventory's pinned version
+        assert tags["NodejsVersion"] == "22.11.0" and entry["nodejs_version"] == "22.11.0"
+        assert tags["AppRevision"] == "v1"
         assert tags["SourceAmi"].startswith("ami-") and "ubuntu" in tags["SourceAmiName"]
         assert len(tags["BuildTimestamp"]) == 14 and image["Name"] == f"nodeapp-{env}-{tags['BuildTimestamp']}"
     # The build volumes went with their instances (moto's CreateImage ignores their size).
@@ -129,31 +178,30 @@ def test_ssm_parameters_point_at_the_promoted_amis(baked: dict[str, object], loc
         assert ssm.get_parameter(Name=f"/nodeapp/{env}/ami/latest")["Parameter"]["Value"] == entry["ami_id"]
 
 
-def sample_app_version(container: str, timeout_s: float) -> str | None:
-    """The revision the sample app's /health reports inside the container, asked until it answers."""
-    probe = ("import json, urllib.request; "
-             "print(json.loads(urllib.request.urlopen('http://127.0.0.1:3000/health', timeout=3).read())['version'])")
+def app_answer(container: str, timeout_s: float) -> dict[str, object] | None:
+    """What the app answers on / inside the container, asked until it answers."""
+    probe = "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:3000/', timeout=3).read().decode())"
     deadline = time.monotonic() + timeout_s
     while (result := podman("exec", container, "python3", "-c", probe, check=False)).returncode != 0:
         if time.monotonic() > deadline:
             return None
         time.sleep(1)
-    return result.stdout.strip()
+    answer: dict[str, object] = json.loads(result.stdout)
+    return answer
 
 
-def test_local_images_serve_health_after_boot(baked: dict[str, object]) -> None:
-    expected = json.loads(REVISIONS_FILE.read_text())["v1.0.0"]
-    for env, entry in baked["report"].items():  # type: ignore[attr-defined]
+def test_local_images_serve_the_team_app_after_boot(baked: dict[str, object]) -> None:
+    for env, run in baked["runs"].items():  # type: ignore[attr-defined]
         name = f"nodestack-test-boot-{env}"
         # the inventories read SSM at start; no instance profile here (test_data_plane reads it)
         config_unit = settings.load(env, local=True).app.config_unit
         assert config_unit, f"{env}: the inventory's app reads no configuration"
         podman("run", "-d", "--name", name, "--systemd=always", *validate.empty_configuration(config_unit),
-               f"localhost/nodestack-ami:{entry['ami_id']}", "/sbin/init")
+               f"localhost/nodestack-ami:{run['entry']['ami_id']}", "/sbin/init")
         try:
-            version = sample_app_version(name, 90)
-            assert version is not None, f"{env}: no /health after boot"
-            assert version == expected
+            answer = app_answer(name, 90)
+            assert answer is not None, f"{env}: the app did not answer / after boot"
+            assert answer == TEAM_APPS[run["app"]][1], env
             mode = podman("exec", name, "grep", "^AUTO_START_MODE=", "/etc/default/nodeapp").stdout.strip()
             assert mode == f"AUTO_START_MODE={'pull' if env == 'dev' else 'baked'}"
         finally:
@@ -161,7 +209,10 @@ def test_local_images_serve_health_after_boot(baked: dict[str, object]) -> None:
 
 
 def test_no_build_container_or_key_pair_left(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
-    assert "nodestack-bake-" not in podman("ps", "-a", "--format", "{{.Names}}").stdout
+    # this module's builds (another module may be baking on its own cloud meanwhile)
+    builds = {f"nodestack-bake-{env}-{entry['ami_name'].rsplit('-', 1)[1]}"  # type: ignore[index]
+              for env, entry in baked["report"].items()}  # type: ignore[attr-defined]
+    assert builds and not builds & set(podman("ps", "-a", "--format", "{{.Names}}").stdout.split())
     pairs = client(local_cloud.url, "ec2").describe_key_pairs()["KeyPairs"]
     assert not [p for p in pairs if p["KeyName"].startswith("nodestack-bake-")]
 
@@ -171,6 +222,8 @@ def test_broken_bake_promotes_nothing(baked: dict[str, object], bake_env: dict[s
     before = baked["report"]["dev"]["ami_id"]  # type: ignore[index]
     result = cli("bake", "--env", "dev", "--app-revision", "broken", env=bake_env, timeout=900)
     assert result.returncode == 1
+    assert "[dev] app_source_repo is not set in inventories/dev/group_vars/app_servers.yml: baking the bundled " \
+           "sample app (app/)" in result.stdout
     assert "bake dev: FAILED: image checks failed on the build host" in result.stderr
     assert list((Path(bake_env["NODESTACK_STATE_DIR"]) / "bake").glob("*/playbook-vars.json")) == []
     assert "test_healthy_after_a_restart_of_the_unit" in result.stderr
@@ -214,3 +267,15 @@ def test_a_second_bake_of_the_same_environment_waits_its_turn(bake_env: dict[str
     finally:
         del os.environ["NODESTACK_STATE_DIR"]
     assert result.returncode == 1 and "a bake of prod is already running" in result.stderr
+
+
+def test_a_build_step_and_yarn_plug_n_play_bake_and_boot_too(baked: dict[str, object], bake_env: dict[str, str],
+                                                             tmp_path: Path) -> None:
+    """The other two fixture apps, after the tests above have read the first pair's AMIs: the
+    bake's own validation boots each image and asks / (the health check)."""
+    runs = bake_team_apps({"dev": "typescript", "prod": "berry"}, bake_env, tmp_path)
+    for run in runs.values():
+        result, entry = run["result"], run["entry"]
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]  # type: ignore[attr-defined]
+        assert entry["validation"] == "passed" and entry["promoted"], entry  # type: ignore[index]
+        podman("rmi", "-f", f"localhost/nodestack-ami:{entry['ami_id']}", check=False)  # type: ignore[index]

@@ -26,8 +26,13 @@ PLAY = """\
     # semver is checked by the role's first task, right after the argument spec
     ("nodejs", "nodejs_version=22", "nodejs_version=22 is invalid", 1),
     # plain HTTP, and a version without a pinned checksum: refused before any download
-    ("nodejs", "nodejs_mirror=http://127.0.0.1:9/dist", "nodejs_mirror=http://127.0.0.1:9/dist must be https://", 5),
-    ("nodejs", "nodejs_version=22.12.0", 'nodejs_checksums["22.12.0"]', 5),
+    ("nodejs", "nodejs_mirror=http://127.0.0.1:9/dist", "nodejs_mirror=http://127.0.0.1:9/dist must be https://", 7),
+    ("nodejs", "nodejs_version=22.12.0", 'nodejs_checksums["22.12.0"]', 7),
+    ("nodejs", "nodejs_version=auto", "nodejs_version=auto needs nodejs_version_from", 2),
+    ("nodejs", "nodejs_version=auto nodejs_install_method=package nodejs_version_from=/srv/app",
+     "nodejs_install_method=tarball", 2),
+    ("nodejs", "nodejs_version=auto nodejs_version_from=/nonexistent/app",
+     "/nonexistent/app has no .nvmrc, .node-version or package.json", 7),
     ("users", '{"users_accounts": [{"ssh_keys": [], "sudo": true}]}', "missing required arguments: name", 0),
     ("users", '{"users_accounts": [{"name": "Alice Smith"}]}', "users_accounts names", 1),
     ("app_source", "app_source_repo=ssh://git@git.example.invalid/app.git", "app_source_version", 0),

@@ -35,6 +35,12 @@ def test_a_templated_node_version_is_resolved() -> None:
     assert loaded.nodejs_version == "22.11.0"
 
 
+def test_node_version_auto_is_left_to_the_build_and_a_partial_version_refused() -> None:
+    assert settings.load("dev", local=True, overrides={"nodejs_version": "auto"}).nodejs_version == "auto"
+    with pytest.raises(settings.BakeConfigError, match="nodejs_version='22' .* 22.11.0, or auto to take it from"):
+        settings.load("dev", local=True, overrides={"nodejs_version": "22"})
+
+
 def test_an_undefined_reference_is_a_clear_error() -> None:
     with pytest.raises(settings.BakeConfigError, match="nodejs_version='{{ no_such_setting }}' .* not defined"):
         settings.load("dev", local=True, overrides={"nodejs_version": "{{ no_such_setting }}"})

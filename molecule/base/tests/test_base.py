@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_common_packages_installed(host) -> None:  # type: ignore[no-untyped-def]
-    for name in ("vim", "curl", "unattended-upgrades"):
+    for name in ("vim", "curl", "unattended-upgrades", "acl"):  # acl: to become an unprivileged account
         assert host.package(name).is_installed
 
 

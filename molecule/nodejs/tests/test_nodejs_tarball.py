@@ -50,3 +50,19 @@ def test_tampered_release_failed_and_left_the_previous_version(host) -> None:  #
     assert "checksum" in failure.content_string.lower()
     assert not host.file(f"{ROOT}/node-v22.11.1-linux-x64").exists
     assert host.check_output("node --version") == f"v{VERSION}"
+
+
+def test_auto_takes_the_apps_declaration(host) -> None:  # type: ignore[no-untyped-def]
+    # side_effect.yml: .nvmrc v22.11.0 (over its package.json's >=24) and engines.node
+    # ">=22 <22.11.1" both installed 22.11.0; nodejs_activate false left the links alone
+    recorded = host.file("/root/auto-node.txt").content_string.split()
+    assert recorded == [f"{ROOT}/node-v{VERSION}-linux-x64/bin/node", VERSION]
+    assert host.file(f"{ROOT}/current").linked_to == f"{ROOT}/node-v{VERSION}-linux-x64"
+
+
+def test_auto_refuses_an_engine_no_pinned_release_admits(host) -> None:  # type: ignore[no-untyped-def]
+    refused = host.file("/root/auto-refused.txt")
+    assert refused.exists, "engines.node >=24 was installed from nothing pinned"
+    assert ("/srv/engines-app/package.json declares '>=24', which no version pinned in nodejs_checksums for x64 admits"
+            in refused.content_string)
+    assert not host.file(f"{ROOT}/node-v24.0.0-linux-x64").exists

@@ -41,6 +41,8 @@ DEFAULT_TIMEOUT_S = 1800
 SSH_CIDRS_ENV = "NODESTACK_BAKE_SSH_CIDRS"
 SSH_CIDR_MIN_PREFIX = 16
 SSH_INTERFACES = ("public_ip", "private_ip")
+# With nodejs_version auto, where the image checks write the version the app runs (in the workdir).
+NODE_VERSION_REPORT = "nodejs-version"
 
 
 @dataclass
@@ -55,6 +57,7 @@ class EnvResult:
     pruned: list[str] = field(default_factory=list)
     error: str = ""
     phases: dict[str, float] = field(default_factory=dict)
+    nodejs_version: str = ""  # as resolved: nodejs_version auto takes it from the app
 
     @property
     def ok(self) -> bool:
@@ -141,6 +144,7 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "build_known_hosts": str(workdir / "known_hosts"),
         "ssh_private_key_file": "",  # build_host() gives the one-time key's path
         "manifest_path": str(workdir / "manifest.json"),
+        "node_version_report": str(workdir / NODE_VERSION_REPORT),
         "python": sys.executable,  # the image checks run with this venv's pytest-testinfra
         "build_ssh_cidrs": json.dumps(target.ssh_cidrs),
         "ssh_interface": target.ssh_interface,
@@ -264,7 +268,7 @@ class ImdsGuard(threading.Thread):
 def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prune_dry_run: bool,
              timeout_s: float) -> EnvResult:
     env = env_settings.env
-    result = EnvResult(env)
+    result = EnvResult(env, nodejs_version="" if env_settings.nodejs_version == "auto" else env_settings.nodejs_version)
     start = time.monotonic()
     ec2, ssm, autoscaling = target.client("ec2"), target.client("ssm"), target.client("autoscaling")
 
@@ -303,6 +307,11 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 result.ami_id, result.ami_name = artifact.ami_id, artifact.ami_name
                 began = time.monotonic()
                 outcome = validate.Outcome(True, "image checks passed on the build host")
+                if env_settings.nodejs_version == "auto":
+                    result.nodejs_version = registry.record_nodejs_version(ec2, artifact.ami_id,
+                                                                           workdir / NODE_VERSION_REPORT)
+                    if not result.nodejs_version:
+                        outcome = validate.Outcome(False, "nodejs_version auto: the image checks reported no version")
                 if container:
                     outcome = validate.commit_and_boot(container, artifact.ami_id, env_settings.app)
                 if outcome.ok and not guard.enforced():
@@ -384,7 +393,8 @@ def run(args: argparse.Namespace) -> int:
     for r in results:
         if r.error:
             print(f"bake {r.env}: FAILED: {r.error}", file=sys.stderr)
-    report = state_dir() / "bake" / "report.json"
+    report = Path(args.report) if args.report else state_dir() / "bake" / "report.json"
+    report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text(json.dumps({"results": [asdict(r) for r in results], "prune_dry_run": args.prune_dry_run},
                                  indent=2) + "\n")
     print(f"report: {report}")
@@ -426,6 +436,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
     parser.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S,
                         help=f"seconds one environment's Packer build may take (default {DEFAULT_TIMEOUT_S})")
     parser.add_argument("--app-revision", default=None, help="bake this app revision instead of the inventory's")
+    parser.add_argument("--report", default=None, metavar="FILE",
+                        help="write the JSON report here (default .state/bake/report.json), e.g. for CI to keep")
     parser.add_argument("-e", "--extra-var", dest="extra_vars", action="append", metavar="NAME=VALUE|@FILE",
                         help="repeatable: playbook variables over the inventory's, as ansible-playbook -e "
                              "(e.g. -e app_source_version=v1.2.0, -e @vars.yml); secrets belong in Vault")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PROJECT_TAG = ("Project", "nodestack")
@@ -19,6 +21,16 @@ def promote(ec2: Any, ssm: Any, ami_id: str, app: str, env: str) -> str:
     ssm.put_parameter(Name=name, Value=ami_id, Type="String", Overwrite=True,
                       Description=f"newest validated {env} AMI of {app}, set by the bake job")
     return name
+
+
+def record_nodejs_version(ec2: Any, ami_id: str, report: Path) -> str:
+    """nodejs_version auto: tag the AMI with the exact version the image checks saw the app run
+    (Packer tagged it "auto"); "" when the checks reported none."""
+    version = report.read_text().strip() if report.is_file() else ""
+    if not re.fullmatch(r"\d+\.\d+\.\d+", version):
+        return ""
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "NodejsVersion", "Value": version}])
+    return version
 
 
 def require_imds_v2(ec2: Any, ami_id: str) -> bool:

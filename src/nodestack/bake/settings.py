@@ -164,10 +164,12 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
     if unresolved:
         raise BakeConfigError(f"{', '.join(unresolved)} in {inventory / 'group_vars'} refer to a variable that is "
                               "not defined: define it in group_vars (all.yml or app_servers.yml)")
-    resolved = {**_role_defaults("users"), **_role_defaults("auto_start"), **_role_defaults("app_config"), **found}
+    resolved = {**_role_defaults("nodejs"), **_role_defaults("users"), **_role_defaults("auto_start"),
+                **_role_defaults("app_config"), **found}
     version = str(resolved.get("nodejs_version", ""))
-    if not _SEMVER.match(version):
-        raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as 22.11.0")
+    if not _SEMVER.match(version) and version != "auto":
+        raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as "
+                              "22.11.0, or auto to take it from the app's .nvmrc, .node-version or engines.node")
     revision = str(resolved.get("app_source_version", "")).strip()
     if not revision:
         raise BakeConfigError(f"app_source_version is empty in {source}: set the tag or commit to bake")
