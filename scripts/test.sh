@@ -38,8 +38,11 @@ step "packer fmt" packer fmt -check -diff packer/
 # Molecule and the image tests boot containers from the local base image (cached by recipe).
 step "base image" nodestack image build
 
-# pytest's own counts join the summary; exit 5 (no test collected) is a failure.
-pytest -p no:cacheprovider --junitxml=.state/pytest.xml tests
+# pytest's own counts join the summary; exit 5 (no test collected) is a failure. Two
+# workers, a module each at a time (tests/conftest.py orders them): most of a module's time
+# is spent waiting on Ansible, Packer and containers, so two share the 2 cores well.
+pytest -p no:cacheprovider -n "${NODESTACK_PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder \
+  --junitxml=.state/pytest.xml tests
 rc=$?
 read -r py_pass py_fail < <(python3 - <<'PY'
 import xml.etree.ElementTree as ET

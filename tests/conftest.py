@@ -22,6 +22,17 @@ REPO = Path(__file__).resolve().parents[1]
 # The local inventory's settings, which the tests' stacks are built with.
 LOCAL_SETTINGS = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 BIN = Path(sys.executable).parent  # the venv's ansible-playbook etc., whatever PATH says
+# scripts/test.sh runs the modules on two workers (pytest-xdist, --dist loadfile, in this
+# order): each worker starts with two modules, 1st+3rd and 2nd+4th, so the longest ones
+# (each with a local cloud of its own) are paired to end together; the rest fill in.
+LONGEST_FIRST = ("test_stack_lifecycle", "test_bake", "test_site_playbook", "test_data_plane", "test_security_stack")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.stem
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: the rest keep their order
 
 
 def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
