@@ -76,6 +76,15 @@ def endpoint_in(state: Path, fixes: bool = True) -> Iterator[server.Endpoint]:
 
 
 @pytest.fixture(scope="session")
+def test_fixtures() -> Path:
+    """.state/ with what scripts/test-fixtures.sh makes (the Node.js mirror, the git remote, the
+    team apps), made once per machine: the script locks and skips what is current, so each
+    worker asks for it rather than relying on another module having run first."""
+    subprocess.run([str(REPO / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
+    return REPO / ".state"
+
+
+@pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.Endpoint]:
     """One fixed local cloud for the session, with the project's fixes applied."""
     with endpoint_in(tmp_path_factory.mktemp("cloud")) as endpoint:

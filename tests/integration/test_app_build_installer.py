@@ -33,12 +33,11 @@ def open_directory() -> Path:
 
 
 @pytest.fixture(scope="module")
-def node_root() -> Iterator[Path]:
+def node_root(test_fixtures: Path) -> Iterator[Path]:
     """The pinned release with the npm and corepack it ships, from the tests' mirror."""
-    subprocess.run([str(REPO / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
     dest = open_directory()
     name = f"node-v{NODE_VERSION}-linux-x64"
-    with tarfile.open(REPO / f".state/node-mirror/v{NODE_VERSION}/{name}.tar.gz") as tar:
+    with tarfile.open(test_fixtures / f"node-mirror/v{NODE_VERSION}/{name}.tar.gz") as tar:
         tar.extractall(dest, filter="tar")
     yield dest / name
     shutil.rmtree(dest)

@@ -63,8 +63,9 @@ def bake_team_apps(apps: dict[str, str], bake_env: dict[str, str], workdir: Path
 
 
 @pytest.fixture(scope="module")
-def bake_env(local_cloud: server.Endpoint) -> dict[str, str]:
-    """The CLI environment of the session's local cloud (its state dir holds the pid file)."""
+def bake_env(local_cloud: server.Endpoint, test_fixtures: Path) -> dict[str, str]:
+    """The CLI environment of the session's local cloud (its state dir holds the pid file), with
+    the team apps' repositories in place."""
     return {**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)}
 
 

@@ -22,12 +22,11 @@ NODE_VERSION = "22.11.0"
 
 
 @pytest.fixture(scope="module")
-def node(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def node(tmp_path_factory: pytest.TempPathFactory, test_fixtures: Path) -> Path:
     """bin/node of the pinned release, from the local mirror the Molecule scenarios use."""
-    subprocess.run([str(REPO / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=600)
     name = f"node-v{NODE_VERSION}-linux-x64"
     dest = tmp_path_factory.mktemp("node")
-    with tarfile.open(REPO / f".state/node-mirror/v{NODE_VERSION}/{name}.tar.gz") as tar:
+    with tarfile.open(test_fixtures / f"node-mirror/v{NODE_VERSION}/{name}.tar.gz") as tar:
         tar.extract(f"{name}/bin/node", dest, filter="tar")
     return dest / name / "bin/node"
 
