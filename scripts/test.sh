@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check and test: yamllint, ansible-lint (production), syntax-check of every
-# playbook, pytest (unit + integration on the local cloud), Molecule scenarios.
+# playbook, packer fmt, ruff and mypy (pyproject.toml), pytest (unit + integration on
+# the local cloud), Molecule scenarios.
 # Ends with one line "summary: N passed, N failed"; exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -33,6 +34,8 @@ step yamllint yamllint --strict .
 step ansible-lint ansible-lint --profile production
 step syntax-check syntax_check_all
 step "packer fmt" packer fmt -check -diff packer/
+step ruff ruff check --no-cache --output-format concise
+step mypy mypy --no-incremental --python-executable "$PWD/.venv/bin/python"
 [ "${1:-}" = "--lint-only" ] && { echo "summary: $passed passed, $failed failed"; [ "$failed" -eq 0 ]; exit; }
 
 # Molecule and the image tests boot containers from the local base image (cached by recipe).

@@ -10,13 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
-from botocore.config import Config
-from moto import mock_aws
 import pytest
 import yaml
+from botocore.config import Config
+from moto import mock_aws
 
-from nodestack.paths import free_port
 from nodestack.local_cloud import server
+from nodestack.paths import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 # The local inventory's settings, which the tests' stacks are built with.

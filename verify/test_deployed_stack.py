@@ -34,7 +34,8 @@ def groups_by_name(aws: Any, declared: dict[str, Any]) -> dict[str, dict[str, An
 def test_group_capacity_and_subnets(group: dict[str, Any], declared: dict[str, Any], private_subnets: set[str]) -> None:
     assert (group["MinSize"], group["MaxSize"]) == (declared["min_size"], declared["max_size"])
     assert group["MinSize"] <= group["DesiredCapacity"] <= group["MaxSize"]
-    in_service = [i for i in group["Instances"] if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
+    in_service = [i for i in group["Instances"]
+                  if i["LifecycleState"] == "InService" and i["HealthStatus"] == "Healthy"]
     assert len(in_service) == group["DesiredCapacity"]
     assert set(group["VPCZoneIdentifier"].split(",")) == private_subnets
     assert len(private_subnets) >= 2
@@ -60,7 +61,8 @@ def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any]
     assert spec["MetadataOptions"]["HttpTokens"] == "required"
     assert all(b["Ebs"]["Encrypted"] for b in spec["BlockDeviceMappings"])
     profile = spec["IamInstanceProfile"]  # the module names it by ARN
-    assert profile.get("Name") == f"{declared['name']}-app" or profile["Arn"].endswith(f"instance-profile/{declared['name']}-app")
+    assert (profile.get("Name") == f"{declared['name']}-app"
+            or profile["Arn"].endswith(f"instance-profile/{declared['name']}-app"))
     assert spec["SecurityGroupIds"] == [groups_by_name[f"{declared['name']}-app"]["GroupId"]]
 
 
@@ -74,7 +76,8 @@ def test_load_balancer_attributes(aws: Any, declared: dict[str, Any]) -> None:
         pytest.skip("a classic ELB has none of these attributes")
     elbv2 = aws("elbv2")
     arn = elbv2.describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]["LoadBalancerArn"]
-    attributes = {a["Key"]: a["Value"] for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
+    attributes = {a["Key"]: a["Value"]
+                  for a in elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)["Attributes"]}
     assert attributes.get("routing.http.drop_invalid_header_fields.enabled") == "true"
     assert attributes.get("deletion_protection.enabled") == str(declared["lb_deletion_protection"]).lower()
     if declared["lb_access_logs_bucket"]:
@@ -114,7 +117,8 @@ def test_listeners(aws: Any, declared: dict[str, Any]) -> None:
         return
     elbv2 = aws("elbv2")
     lb = elbv2.describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]
-    listeners = {item["Port"]: item for item in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
+    listeners = {item["Port"]: item
+                 for item in elbv2.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]}
     if declared["certificate_arn"]:
         assert sorted(listeners) == [80, 443]
         assert listeners[80]["DefaultActions"][0]["Type"] == "redirect"
@@ -168,7 +172,8 @@ def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, An
                and r.get("SetIdentifier") == (declared["dns_identifier"] or None)]
     assert len(records) == 1
     if declared["lb_kind"] == "classic":
-        lb_dns = aws("elb").describe_load_balancers(LoadBalancerNames=[declared["release"]])["LoadBalancerDescriptions"][0]["DNSName"]
+        lb_dns = aws("elb").describe_load_balancers(
+            LoadBalancerNames=[declared["release"]])["LoadBalancerDescriptions"][0]["DNSName"]
     else:
         lb_dns = aws("elbv2").describe_load_balancers(Names=[declared["release"]])["LoadBalancers"][0]["DNSName"]
     assert records[0]["AliasTarget"]["DNSName"].rstrip(".") == lb_dns.rstrip(".")

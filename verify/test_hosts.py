@@ -18,7 +18,7 @@ import urllib.request
 from typing import Any
 
 import pytest
-import testinfra  # type: ignore[import-untyped]
+import testinfra
 
 from nodestack.local_cloud import local_status
 from nodestack.local_cloud.dns import query_a
@@ -76,7 +76,8 @@ def hosts(in_service: list[str], declared: dict[str, Any]) -> list[Any]:
 def test_app_unit_active_and_enabled(hosts: list[Any], declared: dict[str, Any]) -> None:
     for host in hosts:
         unit = host.service(declared["app_service"])
-        assert unit.is_running and unit.is_enabled, f"{host.backend.hostname}: {declared['app_service']} not running+enabled"
+        assert unit.is_running and unit.is_enabled, (
+            f"{host.backend.hostname}: {declared['app_service']} not running+enabled")
 
 
 def test_app_listens_on_its_port(hosts: list[Any], declared: dict[str, Any]) -> None:

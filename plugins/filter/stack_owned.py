@@ -19,7 +19,8 @@ def _tag_dict(tags: Any) -> dict[str, str]:
 def stack_owned(resources: list[dict[str, Any]], env: str, tags_key: str = "tags") -> list[dict[str, Any]]:
     """The resources whose tags say Project=nodestack and Environment=env."""
     return [r for r in resources
-            if _tag_dict(r.get(tags_key)).get("Project") == "nodestack" and _tag_dict(r.get(tags_key)).get("Environment") == env]
+            if _tag_dict(r.get(tags_key)).get("Project") == "nodestack"
+            and _tag_dict(r.get(tags_key)).get("Environment") == env]
 
 
 class FilterModule:

@@ -78,7 +78,8 @@ def run_playbook(*args: str) -> Metrics:
     env = {**os.environ, **server.environment(endpoint.port)}
     offset = request_log.log_size(endpoint.request_log)
     start = time.monotonic()
-    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True)
+    result = subprocess.run([str(Path(sys.executable).parent / "ansible-playbook"), *args], cwd=REPO_ROOT, env=env,
+                            capture_output=True, text=True)
     wall = time.monotonic() - start
     if result.returncode != 0:
         raise RuntimeError(f"ansible-playbook {' '.join(args)} failed:\n{result.stdout[-3000:]}")
@@ -106,7 +107,7 @@ _LOCAL_CREDENTIALS = {"region_name": server.DEFAULT_REGION, "aws_access_key_id":
 def instance_to_healthy(group_name: str = "nodeapp-local", timeout: float = 600) -> Metrics:
     """Terminate one instance of the built stack's group (site.yml first, untimed) and time its
     replacement: launch to container running, and to healthy in the load balancer."""
-    import boto3  # type: ignore[import-untyped]
+    import boto3
 
     run_playbook("site.yml")
     endpoint = server.current()
@@ -224,7 +225,7 @@ def _main(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bench", help="run benchmark scenarios and write a JSON + Markdown report")
     parser.add_argument("--scenario", action="append", help=f"repeatable; default all: {', '.join(SCENARIOS)}")
     parser.add_argument("--runs", type=int, default=None, help="runs per scenario (default: per scenario)")

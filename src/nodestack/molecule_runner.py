@@ -79,7 +79,7 @@ def _main(args: argparse.Namespace) -> int:
     return 0 if passed == len(runs) and runs else 1
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("molecule", help="run Molecule scenarios in parallel, one log each")
     parser.add_argument("scenario", nargs="*", help="scenario names (default: all under molecule/)")
     parser.add_argument("--jobs", type=int, default=int(os.environ.get("NODESTACK_MOLECULE_JOBS", DEFAULT_JOBS)),

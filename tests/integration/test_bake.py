@@ -154,7 +154,8 @@ def test_the_build_key_never_appears_in_process_arguments(baked: dict[str, objec
 
 def test_the_provisioning_run_checks_the_build_hosts_key(baked: dict[str, object]) -> None:
     seen: set[str] = baked["watch"].ssh  # type: ignore[attr-defined]
-    assert not [line for line in seen if "StrictHostKeyChecking=no" in line], "an SSH command skipped the host key check"
+    skipped = [line for line in seen if "StrictHostKeyChecking=no" in line]
+    assert not skipped, "an SSH command skipped the host key check"
     # Ansible's SSH (-o IdentityFile=, from Packer) carries the deploy key: it must refuse an unknown host
     ansible_ssh = [line for line in seen if "IdentityFile=" in line]
     assert ansible_ssh, "Packer's Ansible provisioner was not seen"
@@ -211,7 +212,7 @@ def test_local_images_serve_the_team_app_after_boot(baked: dict[str, object]) ->
 
 def test_no_build_container_or_key_pair_left(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
     # this module's builds (another module may be baking on its own cloud meanwhile)
-    builds = {f"nodestack-bake-{env}-{entry['ami_name'].rsplit('-', 1)[1]}"  # type: ignore[index]
+    builds = {f"nodestack-bake-{env}-{entry['ami_name'].rsplit('-', 1)[1]}"
               for env, entry in baked["report"].items()}  # type: ignore[attr-defined]
     assert builds and not builds & set(podman("ps", "-a", "--format", "{{.Names}}").stdout.split())
     pairs = client(local_cloud.url, "ec2").describe_key_pairs()["KeyPairs"]
@@ -260,14 +261,17 @@ def test_no_local_cloud_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2 and "the local cloud is not running" in result.stderr
 
 
-def test_a_second_bake_of_the_same_environment_waits_its_turn(bake_env: dict[str, str]) -> None:
-    os.environ["NODESTACK_STATE_DIR"] = bake_env["NODESTACK_STATE_DIR"]
-    try:
-        with job.env_lock("prod"):
-            result = cli("bake", "--env", "prod", env=bake_env, timeout=300)
-    finally:
-        del os.environ["NODESTACK_STATE_DIR"]
+def test_a_second_bake_of_the_same_environment_is_refused_while_one_runs(
+        bake_env: dict[str, str], local_cloud: server.Endpoint, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NODESTACK_STATE_DIR", bake_env["NODESTACK_STATE_DIR"])
+    ec2 = client(local_cloud.url, "ec2")
+    pairs = {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]}
+    with job.env_lock("prod"):  # as a running bake of prod holds it
+        result = cli("bake", "--env", "prod", env=bake_env, timeout=300)
     assert result.returncode == 1 and "a bake of prod is already running" in result.stderr
+    assert {k["KeyName"] for k in ec2.describe_key_pairs()["KeyPairs"]} == pairs  # nothing launched
+    with job.env_lock("prod"):  # released with its holder: the next bake goes ahead
+        pass
 
 
 def test_a_build_step_and_yarn_plug_n_play_bake_and_boot_too(baked: dict[str, object], bake_env: dict[str, str],

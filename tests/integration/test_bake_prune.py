@@ -25,7 +25,8 @@ def make_images(ec2: Any, env: str, count: int, validated: str = "true") -> list
     instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ids = []
     for n in range(count):
-        ami = ec2.create_image(InstanceId=instance, Name=f"nodeapp-{env}-{validated}-{n}-{time.monotonic_ns()}")["ImageId"]
+        ami = ec2.create_image(InstanceId=instance,
+                               Name=f"nodeapp-{env}-{validated}-{n}-{time.monotonic_ns()}")["ImageId"]
         ec2.create_tags(Resources=[ami], Tags=[{"Key": "Project", "Value": "nodestack"},
                                                {"Key": "Environment", "Value": env},
                                                {"Key": "validated", "Value": validated}])

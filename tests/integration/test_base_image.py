@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -27,12 +27,25 @@ def image() -> str:
 
 
 @pytest.fixture
-def booted(image: str) -> Iterator[str]:
-    name = f"nodestack-test-{uuid.uuid4().hex[:8]}"
-    podman("run", "-d", "--name", name, "--systemd=always", image, "/sbin/init")
-    try:
-        yield name
-    finally:
+def boot(image: str) -> Iterator[Callable[[], str]]:
+    """Boot a container of the image with systemd, until it is running; removed afterwards."""
+    names: list[str] = []
+
+    def booted() -> str:
+        name = f"nodestack-test-{uuid.uuid4().hex[:8]}"
+        names.append(name)
+        podman("run", "-d", "--name", name, "--systemd=always", image, "/sbin/init")
+        state = ""
+        for _ in range(60):
+            state = podman("exec", name, "systemctl", "is-system-running", check=False)
+            if state in ("running", "degraded"):
+                break
+            time.sleep(0.5)
+        assert state == "running", podman("exec", name, "systemctl", "--failed", check=False)
+        return name
+
+    yield booted
+    for name in names:
         podman("rm", "-f", name, check=False)
 
 
@@ -41,14 +54,14 @@ def test_image_carries_the_recipe_digest_and_a_second_build_is_cached(image: str
     assert base_image.build() is False
 
 
-def test_container_boots_systemd_with_sshd_and_fresh_host_keys(booted: str) -> None:
-    state = ""
-    for _ in range(60):
-        state = podman("exec", booted, "systemctl", "is-system-running", check=False)
-        if state in ("running", "degraded"):
-            break
-        time.sleep(0.5)
-    assert state == "running", podman("exec", booted, "systemctl", "--failed", check=False)
-    assert podman("exec", booted, "systemctl", "is-active", "ssh") == "active"
-    assert podman("exec", booted, "sh", "-c", "ls /etc/ssh/ssh_host_ed25519_key")
-    assert podman("exec", booted, "python3", "-c", "import apt; print('ok')") == "ok"
+def test_container_boots_systemd_with_sshd_and_fresh_host_keys(image: str, boot: Callable[[], str]) -> None:
+    # the image holds no host key: every instance of it makes its own at first boot
+    keys = podman("run", "--rm", image, "sh", "-c", "ls /etc/ssh/ssh_host_* 2>/dev/null || true")
+    assert keys == ""
+    first, second = boot(), boot()
+    fingerprints = set()
+    for name in (first, second):
+        assert podman("exec", name, "systemctl", "is-active", "ssh") == "active"
+        fingerprints.add(podman("exec", name, "ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub"))
+    assert len(fingerprints) == 2 and all("ED25519" in f for f in fingerprints), fingerprints
+    assert podman("exec", first, "python3", "-c", "import apt; print('ok')") == "ok"

@@ -64,7 +64,8 @@ def aws(cloud: tuple[server.Endpoint, Path], service: str) -> Any:
 
 
 def group(cloud: tuple[server.Endpoint, Path]) -> dict[str, Any]:
-    return aws(cloud, "autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[RELEASE])["AutoScalingGroups"][0]
+    return aws(cloud, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[RELEASE])["AutoScalingGroups"][0]
 
 
 def health(cloud: tuple[server.Endpoint, Path]) -> dict[str, str]:
@@ -201,7 +202,8 @@ def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[s
         aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])
 
 
-def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
+def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str,
+                                                                     cloud: tuple[server.Endpoint, Path]) -> None:
     grp = group(cloud)
     data = aws(cloud, "ec2").describe_launch_template_versions(
         LaunchTemplateId=grp["LaunchTemplate"]["LaunchTemplateId"], Versions=["$Default"]
@@ -218,7 +220,8 @@ def test_cloud_config_user_data_runs_and_the_instance_knows_its_zone(site: str, 
 
         def written() -> list[str]:
             files = [podman("exec", name, "cat", path, check=False) for path in ("/run/hello", "/run/zone")]
-            return [f.stdout.strip() for f in files] if all(f.returncode == 0 and f.stdout.strip() for f in files) else []
+            return ([f.stdout.strip() for f in files] if all(f.returncode == 0 and f.stdout.strip() for f in files)
+                    else [])
         assert wait_for("cloud-config written", written, 60) == ["from-cloud-config", zone]
     finally:
         aws(cloud, "ec2").terminate_instances(InstanceIds=[instance])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -102,20 +103,23 @@ def test_delete_launch_template_versions(local_cloud: server.Endpoint) -> None:
     result = ec2.delete_launch_template_versions(LaunchTemplateName="fix-lt-versions", Versions=["1", "2", "9"])
     # version 1 is the default: refused, as AWS does
     assert [v["VersionNumber"] for v in result["SuccessfullyDeletedLaunchTemplateVersions"]] == [2]
-    refused = {v["VersionNumber"]: v["ResponseError"]["Code"] for v in result["UnsuccessfullyDeletedLaunchTemplateVersions"]}
+    refused = {v["VersionNumber"]: v["ResponseError"]["Code"]
+               for v in result["UnsuccessfullyDeletedLaunchTemplateVersions"]}
     assert refused == {1: "unexpectedError", 9: "launchTemplateVersionDoesNotExist"}
     left = ec2.describe_launch_template_versions(LaunchTemplateName="fix-lt-versions")["LaunchTemplateVersions"]
     assert sorted(v["VersionNumber"] for v in left) == [1, 3]
     # numbers are never reused
-    new = ec2.create_launch_template_version(LaunchTemplateName="fix-lt-versions", LaunchTemplateData={"ImageId": "ami-785db401"})
+    new = ec2.create_launch_template_version(LaunchTemplateName="fix-lt-versions",
+                                             LaunchTemplateData={"ImageId": "ami-785db401"})
     assert new["LaunchTemplateVersion"]["VersionNumber"] == 4
 
 
-def _tagged_template(ec2, name: str) -> list:  # type: ignore[no-untyped-def,type-arg]
+def _tagged_template(ec2: Any, name: str) -> list[Any]:
     ec2.create_launch_template(
         LaunchTemplateName=name,
         LaunchTemplateData={"ImageId": "ami-785db401",
-                            "TagSpecifications": [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}]},
+                            "TagSpecifications": [{"ResourceType": "instance",
+                                                   "Tags": [{"Key": "Name", "Value": name}]}]},
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "Project", "Value": "nodestack"}]}])
     version = ec2.describe_launch_template_versions(LaunchTemplateName=name)["LaunchTemplateVersions"][0]
     return [t["ResourceType"] for t in version["LaunchTemplateData"]["TagSpecifications"]]
@@ -139,11 +143,14 @@ def test_plain_moto_lacks_delete_launch_template_versions(plain_moto: str) -> No
         ec2.delete_launch_template_versions(LaunchTemplateName="plain-lt-versions", Versions=["2"])
 
 
-def _group_on_template(local_url: str, name: str, size: int) -> tuple:  # type: ignore[type-arg]
+def _group_on_template(local_url: str, name: str, size: int) -> tuple:
     ec2, asg = _client(local_url, "ec2"), _client(local_url, "autoscaling")
-    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
-    asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name, "Version": "$Default"},
-                                  MinSize=size, MaxSize=size * 2, DesiredCapacity=size, AvailabilityZones=["us-east-1a"])
+    ec2.create_launch_template(LaunchTemplateName=name,
+                               LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
+    asg.create_auto_scaling_group(AutoScalingGroupName=name,
+                                  LaunchTemplate={"LaunchTemplateName": name, "Version": "$Default"},
+                                  MinSize=size, MaxSize=size * 2, DesiredCapacity=size,
+                                  AvailabilityZones=["us-east-1a"])
     # user data in the new version, as playbooks/compute.yml gives it
     ec2.create_launch_template_version(LaunchTemplateName=name, SourceVersion="1",
                                        LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.small",
@@ -157,7 +164,7 @@ def _instances(asg, name: str) -> dict[str, str]:  # type: ignore[no-untyped-def
     return {i["InstanceId"]: i["InstanceType"] for i in group["Instances"]}
 
 
-def _refresh_until_done(asg, name: str, before: set[str], size: int, timeout: float = 30) -> tuple[dict, list]:  # type: ignore[no-untyped-def,type-arg]
+def _refresh_until_done(asg: Any, name: str, before: set[str], size: int, timeout: float = 30) -> tuple[dict, list]:
     """Poll a refresh (advanced by the data plane every second) to its end; returns the last
     description and the distinct (status, old instances left) seen on the way."""
     seen: list[tuple[str, int]] = []
@@ -211,12 +218,13 @@ def test_instance_refresh_skip_matching_and_cancel(local_cloud: server.Endpoint)
     assert refresh["Status"] == "Cancelled"
 
 
-def _group_in_two_zones(url: str, name: str, size: int, policies: list[str] | None = None) -> tuple:  # type: ignore[type-arg]
+def _group_in_two_zones(url: str, name: str, size: int, policies: list[str] | None = None) -> tuple:
     ec2, asg = _client(url, "ec2"), _client(url, "autoscaling")
     vpc = ec2.create_vpc(CidrBlock="10.9.0.0/16")["Vpc"]["VpcId"]
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.9.{n}.0/24", AvailabilityZone=zone)["Subnet"]["SubnetId"]
                for n, zone in ((1, "us-east-1a"), (2, "us-east-1b"))]
-    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
+    ec2.create_launch_template(LaunchTemplateName=name,
+                               LaunchTemplateData={"ImageId": "ami-785db401", "InstanceType": "t3.micro"})
     asg.create_auto_scaling_group(AutoScalingGroupName=name, LaunchTemplate={"LaunchTemplateName": name},
                                   MinSize=0, MaxSize=8, DesiredCapacity=size, VPCZoneIdentifier=",".join(subnets),
                                   **({"TerminationPolicies": policies} if policies else {}))
@@ -287,7 +295,7 @@ def test_plain_moto_drops_imds_support(plain_moto: str) -> None:
     assert "ImdsSupport" not in ec2.describe_images(ImageIds=[ami])["Images"][0]  # type: ignore[attr-defined]
 
 
-def _instances_from_template_and_configuration(url: str, name: str) -> list[dict]:  # type: ignore[type-arg]
+def _instances_from_template_and_configuration(url: str, name: str) -> list[dict]:
     """One instance from a launch template (Auto Scaling), one from a launch configuration, one
     from RunInstances with the template and its own profile: what each got."""
     ec2, asg, iam = _client(url, "ec2"), _client(url, "autoscaling"), _client(url, "iam")
@@ -309,11 +317,12 @@ def _instances_from_template_and_configuration(url: str, name: str) -> list[dict
         "InstanceId"] for g in (f"{name}-lt", f"{name}-lc")]
     ids += [ec2.run_instances(MinCount=1, MaxCount=1, LaunchTemplate={"LaunchTemplateName": f"{name}-lt"},
                               IamInstanceProfile={"Name": f"{name}-own"})["Instances"][0]["InstanceId"]]
-    found = {i["InstanceId"]: i for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
+    found = {i["InstanceId"]: i
+             for r in ec2.describe_instances(InstanceIds=ids)["Reservations"] for i in r["Instances"]}
     return [found[i] for i in ids]
 
 
-def _profile_and_tokens(instance: dict) -> tuple[str | None, str]:  # type: ignore[type-arg]
+def _profile_and_tokens(instance: dict) -> tuple[str | None, str]:
     arn = (instance.get("IamInstanceProfile") or {}).get("Arn")
     return (arn.rsplit("/", 1)[-1] if arn else None), instance["MetadataOptions"]["HttpTokens"]
 
@@ -420,8 +429,10 @@ def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpo
         assert "failed" in refresh["RollbackDetails"]["RollbackReason"]
         group = scaling.describe_auto_scaling_groups(AutoScalingGroupNames=["rollback"])["AutoScalingGroups"][0]
         assert group["LaunchTemplate"]["Version"] == "1"
-        images = {i["ImageId"] for r in ec2.describe_instances(InstanceIds=[i["InstanceId"] for i in group["Instances"]])[
-            "Reservations"] for i in r["Instances"]}
+        images = {i["ImageId"]
+                  for r in ec2.describe_instances(
+                      InstanceIds=[i["InstanceId"] for i in group["Instances"]])["Reservations"]
+                  for i in r["Instances"]}
         assert images == {"ami-785db401"}
         scaling.start_instance_refresh(AutoScalingGroupName="rollback")  # no desired configuration
         with pytest.raises(ClientError) as err:

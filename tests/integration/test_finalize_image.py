@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from nodestack.local_cloud import base_image
 from nodestack.bake.build_host import podman
+from nodestack.local_cloud import base_image
 from tests.conftest import REPO
 
 SCRIPT = REPO / "packer/scripts/finalize-image.sh"
@@ -28,7 +28,8 @@ def host() -> Iterator[str]:
 
 
 def run_finalize(name: str) -> subprocess.CompletedProcess[str]:
-    return podman("exec", "-i", "-e", "BUILD_USER=admin", "-e", "APP_SERVICE=nodeapp", name, "bash", "-s", check=False, stdin=SCRIPT.read_text())
+    return podman("exec", "-i", "-e", "BUILD_USER=admin", "-e", "APP_SERVICE=nodeapp", name, "bash", "-s",
+                  check=False, stdin=SCRIPT.read_text())
 
 
 def test_incomplete_image_fails_naming_what_is_missing(host: str) -> None:
@@ -52,8 +53,8 @@ def test_build_leftovers_are_removed_before_the_checks(host: str) -> None:
            " > /etc/sudoers.d/90-build")
     result = run_finalize(host)
     assert "required command node is missing" in result.stderr  # got past the leftover checks
-    left = podman("exec", host, "sh", "-c", "ls -d /root/.ansible /home/admin/.ansible /etc/sudoers.d/90-build 2>/dev/null;"
-                  " find /var/log/journal -type f", check=False).stdout
+    left = podman("exec", host, "sh", "-c", "ls -d /root/.ansible /home/admin/.ansible /etc/sudoers.d/90-build"
+                  " 2>/dev/null; find /var/log/journal -type f", check=False).stdout
     assert left.strip() == ""
 
 

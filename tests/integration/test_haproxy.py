@@ -17,8 +17,18 @@ from pathlib import Path
 import pytest
 
 from nodestack.local_cloud.haproxy import (
-    FixedResponse, Forward, HAProxyError, HealthCheck, Listener, ListenerBindError, LoadBalancerProxy, Redirect,
-    Target, TargetGroup, TargetHealth)
+    FixedResponse,
+    Forward,
+    HAProxyError,
+    HealthCheck,
+    Listener,
+    ListenerBindError,
+    LoadBalancerProxy,
+    Redirect,
+    Target,
+    TargetGroup,
+    TargetHealth,
+)
 
 FAST = HealthCheck(path="/health", interval=1, timeout=1, healthy_threshold=2, unhealthy_threshold=2)
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
@@ -165,18 +175,25 @@ def frontend(n: int = 1) -> tuple[str, int]:
 
 
 def target(app: App, group: str = TG) -> Target:
-    return Target(group, f"i-{app.name}", app.server_address[0], app.port)
+    return Target(group, f"i-{app.name}", str(app.server_address[0]), app.port)
 
 
-def state(proxy: LoadBalancerProxy, app: App, group: str = TG) -> TargetHealth | None:
+def registration(proxy: LoadBalancerProxy, app: App, group: str = TG) -> TargetHealth | None:
     return proxy.health().get((group, f"i-{app.name}"))
 
 
+def state(proxy: LoadBalancerProxy, app: App, group: str = TG) -> TargetHealth:
+    health = registration(proxy, app, group)
+    assert health is not None, f"{app.name} is not registered in {group}"
+    return health
+
+
 def healthy(proxy: LoadBalancerProxy, *apps: App) -> Callable[[], bool]:
-    return lambda: all((s := state(proxy, app)) is not None and s.state == "healthy" for app in apps)
+    return lambda: all((s := registration(proxy, app)) is not None and s.state == "healthy" for app in apps)
 
 
-def test_round_robin_to_healthy_targets_only_and_new_targets_start_initial(proxy, apps) -> None:
+def test_round_robin_to_healthy_targets_only_and_new_targets_start_initial(proxy: LoadBalancerProxy,
+                                                                           apps: Callable[..., App]) -> None:
     a, b, sick = apps("a"), apps("b"), apps("sick", 500)
     address, port = frontend()
     listeners = [Listener("web", address, port, "HTTP", Forward(TG))]
@@ -199,7 +216,8 @@ def test_round_robin_to_healthy_targets_only_and_new_targets_start_initial(proxy
     assert Counter(get(address, port)[1] for _ in range(30)) == {b"a": 10, b"b": 10, b"late": 10}
 
 
-def test_failing_checks_mark_unhealthy_with_aws_reasons_and_matchers(proxy, apps) -> None:
+def test_failing_checks_mark_unhealthy_with_aws_reasons_and_matchers(proxy: LoadBalancerProxy,
+                                                                     apps: Callable[..., App]) -> None:
     a, b = apps("a"), apps("b")
     no_content, redirect, moved = apps("nocontent", 204), apps("redirect", 302), apps("moved", 301)
     ranges, lists = TG + "-ranges", TG + "-lists"
@@ -227,7 +245,8 @@ def test_failing_checks_mark_unhealthy_with_aws_reasons_and_matchers(proxy, apps
     assert b.hits == hits
 
 
-def test_stopped_target_becomes_unhealthy_and_loses_no_request(proxy, apps) -> None:
+def test_stopped_target_becomes_unhealthy_and_loses_no_request(proxy: LoadBalancerProxy,
+                                                               apps: Callable[..., App]) -> None:
     a, b = apps("a"), apps("b")
     address, port = frontend()
     proxy.apply([Listener("web", address, port, "HTTP", Forward(TG))], [TargetGroup(TG, FAST)], [target(a), target(b)])
@@ -247,7 +266,7 @@ def test_stopped_target_becomes_unhealthy_and_loses_no_request(proxy, apps) -> N
     assert total > 50
 
 
-def test_vanished_target_delays_requests_but_loses_none(proxy, apps) -> None:
+def test_vanished_target_delays_requests_but_loses_none(proxy: LoadBalancerProxy, apps: Callable[..., App]) -> None:
     """A stopped container's address answers nothing: connects time out instead of being refused."""
     a, b = apps("a"), apps("b")
     address, port = frontend()
@@ -276,7 +295,8 @@ def test_vanished_target_delays_requests_but_loses_none(proxy, apps) -> None:
     assert len(failed) <= 1 and set(failed) <= {502} and 1 <= stream.slowest < 2.5
 
 
-def test_deregistered_target_drains_for_the_delay_then_disappears(proxy, apps) -> None:
+def test_deregistered_target_drains_for_the_delay_then_disappears(proxy: LoadBalancerProxy,
+                                                                  apps: Callable[..., App]) -> None:
     a, b = apps("a"), apps("b")
     address, port = frontend()
     listeners = [Listener("web", address, port, "HTTP", Forward(TG))]
@@ -306,11 +326,15 @@ def test_deregistered_target_drains_for_the_delay_then_disappears(proxy, apps) -
         proxy.apply(listeners, groups, [target(a)])
         assert state(proxy, b).state == "draining"
         time.sleep(0.2)
-    wait_for(lambda: (proxy.apply(listeners, groups, [target(a)]), state(proxy, b))[1] is None, 3, "b removed")
+    def removed() -> bool:
+        proxy.apply(listeners, groups, [target(a)])
+        return registration(proxy, b) is None
+
+    wait_for(removed, 3, "b removed")
     assert set(proxy.health()) == {(TG, "i-a")}
 
 
-def test_health_check_change_reloads_seamlessly(proxy, apps) -> None:
+def test_health_check_change_reloads_seamlessly(proxy: LoadBalancerProxy, apps: Callable[..., App]) -> None:
     a, b, new = apps("a"), apps("b"), apps("new")
     address, port = frontend()
     listeners = [Listener("web", address, port, "HTTP", Forward(TG))]
@@ -338,7 +362,7 @@ def test_health_check_change_reloads_seamlessly(proxy, apps) -> None:
     assert Path(f"/proc/{first}").exists() is False or b"haproxy" not in Path(f"/proc/{first}/cmdline").read_bytes()
 
 
-def test_https_listener_redirect_and_fixed_response(proxy, apps) -> None:
+def test_https_listener_redirect_and_fixed_response(proxy: LoadBalancerProxy, apps: Callable[..., App]) -> None:
     a = apps("a")
     address, http_port = frontend(2)
     https_port, fixed_port = _free_port(address), _free_port(address)
@@ -370,7 +394,8 @@ def test_https_listener_redirect_and_fixed_response(proxy, apps) -> None:
     assert pem.stat().st_mtime_ns == made  # generated once, reused
 
 
-def test_apply_without_changes_does_not_reload(proxy, apps, monkeypatch) -> None:
+def test_apply_without_changes_does_not_reload(proxy: LoadBalancerProxy, apps: Callable[..., App],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     a = apps("a")
     address, port = frontend()
     listeners = [Listener("web", address, port, "HTTP", Forward(TG))]
@@ -378,14 +403,18 @@ def test_apply_without_changes_does_not_reload(proxy, apps, monkeypatch) -> None
     pid, config = proxy.pid, proxy.config_file.stat().st_mtime_ns
     commands: list[str] = []
     talk = proxy._cli
-    monkeypatch.setattr(proxy, "_cli", lambda command: commands.append(command) or talk(command))
+    def recorded(command: str) -> str:
+        commands.append(command)
+        return talk(command)
+
+    monkeypatch.setattr(proxy, "_cli", recorded)
     for _ in range(3):
         proxy.apply(list(listeners), [TargetGroup(TG, FAST)], [target(a)])
     assert (proxy.pid, proxy.reloads, proxy.config_file.stat().st_mtime_ns) == (pid, 0, config)
     assert commands == []  # not even the admin socket
 
 
-def test_bind_failure_names_load_balancer_address_and_port(proxy) -> None:
+def test_bind_failure_names_load_balancer_address_and_port(proxy: LoadBalancerProxy) -> None:
     address, port = frontend(3)
     with socket.socket() as squatter:
         squatter.bind((address, port))
@@ -397,7 +426,7 @@ def test_bind_failure_names_load_balancer_address_and_port(proxy) -> None:
     assert proxy.pid is None
 
 
-def test_rejected_configuration_shows_haproxys_check(proxy) -> None:
+def test_rejected_configuration_shows_haproxys_check(proxy: LoadBalancerProxy) -> None:
     address, port = frontend(3)
     with pytest.raises(HAProxyError) as error:
         proxy.apply([Listener("odd-lb", address, port, "HTTP", FixedResponse(204, "body"))], [], [])
@@ -430,6 +459,7 @@ def test_stop_leaves_no_haproxy_also_after_a_crashed_run(tmp_path: Path) -> None
     assert _haproxies(tmp_path / "lb") == []
     later.apply(listeners, [], [])
     killed = later.pid
+    assert killed is not None
     os.kill(killed, signal.SIGKILL)  # HAProxy itself died: the next apply starts it again
     wait_for(lambda: later.pid is None, 5, "killed HAProxy gone")
     later.apply(listeners, [], [])

@@ -96,7 +96,8 @@ def test_instances_follow_the_api_and_a_crashed_cloud_is_cleaned_up(cli_env: dic
         _until(lambda: _containers(port).get(instance) is True, "container running")
 
         def rows() -> dict[str, dict[str, object]]:
-            return {row["id"]: row for row in json.loads(cli("local", "status", "--json", env=cli_env).stdout)["instances"]}
+            return {row["id"]: row
+                    for row in json.loads(cli("local", "status", "--json", env=cli_env).stdout)["instances"]}
         _until(lambda: bool(rows().get(instance, {}).get("container")), "status names the container")  # next tick
         assert rows()[api_only]["data_plane"] == "api-only" and rows()[api_only]["container"] is None
         assert builder not in _containers(port) and api_only not in _containers(port)

@@ -48,7 +48,8 @@ PLAY = """\
     ("app_build", "app_build_package_manager=bun", "app_build_package_manager", 0),
     ("app_build", "app_build_owner=root", "app_build_owner=root must not be root", 2),
     # a token in the URL would reach every log; the token has its own (no_log) setting
-    ("app_build", "app_build_registry=https://user:secret@npm.example.com/", "must be an https:// URL without credentials", 1),
+    ("app_build", "app_build_registry=https://user:secret@npm.example.com/",
+     "must be an https:// URL without credentials", 1),
     ("app_build", "app_build_registry_token=abc", "app_build_registry_token needs app_build_registry", 2),
     ("app_config", "app_config_wait_seconds=soon", "app_config_wait_seconds", 0),
     # rendered into the unit root runs

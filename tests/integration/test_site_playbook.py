@@ -72,7 +72,7 @@ def test_the_apps_configuration_is_in_ssm_and_its_secret_in_no_output(site: Site
 
 
 @pytest.mark.usefixtures("site")
-def test_network_and_iam_are_as_declared(local_cloud: server.Endpoint) -> None:
+def test_network_and_iam_are_as_declared(site: SiteRuns, local_cloud: server.Endpoint) -> None:
     ec2, iam = client(local_cloud.url, "ec2"), client(local_cloud.url, "iam")
     vpcs = ec2.describe_vpcs(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]},
                                       {"Name": "tag:Environment", "Values": ["local"]}])["Vpcs"]
@@ -107,7 +107,7 @@ def test_network_and_iam_are_as_declared(local_cloud: server.Endpoint) -> None:
 
 
 @pytest.mark.usefixtures("site")
-def test_security_group_ingress_is_exactly_as_declared(local_cloud: server.Endpoint) -> None:
+def test_security_group_ingress_is_exactly_as_declared(site: SiteRuns, local_cloud: server.Endpoint) -> None:
     groups = client(local_cloud.url, "ec2").describe_security_groups(
         Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
     by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
@@ -121,7 +121,7 @@ def test_security_group_ingress_is_exactly_as_declared(local_cloud: server.Endpo
 
 
 @pytest.mark.usefixtures("site")
-def test_security_group_egress_is_only_what_each_needs(local_cloud: server.Endpoint) -> None:
+def test_security_group_egress_is_only_what_each_needs(site: SiteRuns, local_cloud: server.Endpoint) -> None:
     groups = client(local_cloud.url, "ec2").describe_security_groups(
         Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}])
     by_name = {g["GroupName"]: g for g in groups["SecurityGroups"]}
@@ -136,12 +136,13 @@ def test_security_group_egress_is_only_what_each_needs(local_cloud: server.Endpo
 
 
 @pytest.mark.usefixtures("site")
-def test_load_balancer_checks_the_app_health(local_cloud: server.Endpoint) -> None:
+def test_load_balancer_checks_the_app_health(site: SiteRuns, local_cloud: server.Endpoint) -> None:
     elb, ec2 = client(local_cloud.url, "elbv2"), client(local_cloud.url, "ec2")
     balancers = [b for b in elb.describe_load_balancers()["LoadBalancers"] if b["LoadBalancerName"] == "nodeapp-local"]
     assert len(balancers) == 1 and balancers[0]["Scheme"] == "internet-facing"
-    public = {s["SubnetId"] for s in ec2.describe_subnets(Filters=[{"Name": "tag:Tier", "Values": ["public"]},
-                                                                 {"Name": "tag:Environment", "Values": ["local"]}])["Subnets"]}
+    subnets = ec2.describe_subnets(Filters=[{"Name": "tag:Tier", "Values": ["public"]},
+                                            {"Name": "tag:Environment", "Values": ["local"]}])["Subnets"]
+    public = {s["SubnetId"] for s in subnets}
     assert {z["SubnetId"] for z in balancers[0]["AvailabilityZones"]} == public
     group = elb.describe_target_groups(Names=["nodeapp-local-app"])["TargetGroups"][0]
     assert (group["Port"], group["HealthCheckPath"], group["HealthCheckPort"]) == (3000, "/health", "3000")
@@ -149,7 +150,8 @@ def test_load_balancer_checks_the_app_health(local_cloud: server.Endpoint) -> No
         LOCAL_SETTINGS["stack_health_check_interval"], LOCAL_SETTINGS["stack_healthy_threshold"],
         LOCAL_SETTINGS["stack_unhealthy_threshold"])
     listeners = elb.describe_listeners(LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Listeners"]
-    assert [(li["Port"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners] == [(80, group["TargetGroupArn"])]
+    assert ([(li["Port"], li["DefaultActions"][0]["TargetGroupArn"]) for li in listeners]
+            == [(80, group["TargetGroupArn"])])
     attributes = {a["Key"]: a["Value"] for a in elb.describe_load_balancer_attributes(
         LoadBalancerArn=balancers[0]["LoadBalancerArn"])["Attributes"]}
     assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
@@ -169,7 +171,8 @@ def _promoted(promoted_ami: str) -> None:
     ("aws_region=moon-1", "aws_region=moon-1 is invalid"),
     ("stack_env=staging", "stack_env=staging is invalid"),
     ("stack_app_name=Bad_Name", "stack_app_name=Bad_Name is invalid"),
-    ("aws_endpoint_url=http://aws.example.invalid:5055", "aws_endpoint_url=http://aws.example.invalid:5055 is not a loopback URL"),
+    ("aws_endpoint_url=http://aws.example.invalid:5055",
+     "aws_endpoint_url=http://aws.example.invalid:5055 is not a loopback URL"),
     ("stack_vpc_cidr=10.40.0.0/33", "stack_vpc_cidr=10.40.0.0/33 is not an IPv4 CIDR block"),
     ('{"stack_public_subnets": ["10.99.0.0/24", "10.40.1.0/24"]}',
      "stack_public_subnets[0]=10.99.0.0/24 is not inside stack_vpc_cidr=10.40.0.0/16"),
@@ -183,7 +186,8 @@ def _promoted(promoted_ami: str) -> None:
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/0"}', "stack_admin_cidr=0.0.0.0/0 is invalid"),
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "0.0.0.0/1"}', "stack_admin_cidr=0.0.0.0/1 is invalid"),
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "10.0.0.0/8"}',
-     "stack_admin_cidr=10.0.0.0/8 is invalid: with stack_bastion_enabled, give the admins' network as a CIDR block of at least /16"),
+     "stack_admin_cidr=10.0.0.0/8 is invalid: with stack_bastion_enabled, give the admins' network as a CIDR "
+     "block of at least /16"),
     ("stack_env=prod", "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
     ('{"stack_lb_kind": "classic", "stack_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}',
      "a classic ELB cannot redirect HTTP to HTTPS"),

@@ -9,7 +9,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,8 @@ from nodestack.local_cloud import request_log, server
 from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, endpoint_in, env_for, make_image
 from tests.integration.test_site_playbook import playbook, recap
 
-WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
+WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add"
+                    r"|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
 
 
 @pytest.fixture(scope="module")
@@ -60,24 +60,35 @@ def test_check_mode_on_an_empty_account_changes_nothing(cloud: server.Endpoint, 
     assert writes_since(cloud, before) == []
 
 
-def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoint, env: dict[str, str]) -> None:
+@pytest.fixture(scope="module")
+def built(cloud: server.Endpoint, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """site.yml's cold create, once for the tests that need the stack as it declares it (each
+    leaves it so: drift restored, rollouts to the promoted AMI that site.yml would pick)."""
     result = playbook(env, "site.yml")
     assert result.returncode == 0, result.stdout[-3000:]
+    return result
+
+
+def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoint, env: dict[str, str],
+                                                            built: subprocess.CompletedProcess[str]) -> None:
+    result = built
     assert re.search(r"nodeapp-local verified: \d+ passed", result.stdout), result.stdout[-2000:]
     again = playbook(env, "site.yml")  # the first re-run after a cold create
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
     before = request_log.log_size(cloud.request_log)
-    check = playbook(env, "site.yml", "--check", "--diff", "-e", "stack_app_port=3001", "-e", "stack_health_check_port=3001")
+    check = playbook(env, "site.yml", "--check", "--diff", "-e", "stack_app_port=3001",
+                     "-e", "stack_health_check_port=3001")
     assert check.returncode == 0, check.stdout[-3000:]
     app_group_task = check.stdout.split("TASK [App group")[1].split("TASK [")[0]
     assert '-            "from_port": 3000,' in app_group_task and '+            "from_port": "3001",' in app_group_task
     assert writes_since(cloud, before) == []
-    app = client(cloud.url, "ec2").describe_security_groups(Filters=[{"Name": "group-name", "Values": ["nodeapp-local-app"]}])
+    app = client(cloud.url, "ec2").describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": ["nodeapp-local-app"]}])
     assert [p["FromPort"] for p in app["SecurityGroups"][0]["IpPermissions"]] == [3000]
 
 
-def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[str, str]) -> None:
-    assert playbook(env, "site.yml").returncode == 0
+def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[str, str],
+                                            built: subprocess.CompletedProcess[str]) -> None:
     asg = client(cloud.url, "autoscaling")
     declared = LOCAL_SETTINGS["stack_asg_health_check_grace"]
     asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=declared + 1)
@@ -89,8 +100,8 @@ def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[st
         asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-local", HealthCheckGracePeriod=declared)
 
 
-def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint, env: dict[str, str]) -> None:
-    assert playbook(env, "site.yml").returncode == 0
+def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint, env: dict[str, str],
+                                                          built: subprocess.CompletedProcess[str]) -> None:
     old = group_amis(cloud)
     new_ami = promote(cloud)
     assert new_ami not in old
@@ -105,8 +116,8 @@ def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint
     assert "nothing to roll out" in again.stdout
 
 
-def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endpoint, env: dict[str, str]) -> None:
-    assert playbook(env, "site.yml").returncode == 0
+def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endpoint, env: dict[str, str],
+                                                              built: subprocess.CompletedProcess[str]) -> None:
     old = group_amis(cloud)
     new_ami = promote(cloud)
     before = request_log.log_size(cloud.request_log)
@@ -115,7 +126,8 @@ def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endp
     assert "would replace all 2 instances of nodeapp-local at once" in refused.stdout
     assert "-e confirm_replace=true" in refused.stdout
     assert writes_since(cloud, before) == [] and group_amis(cloud) == old
-    confirmed = playbook(env, "playbooks/rollout.yml", "-e", "stack_rollout_min_healthy_percentage=0", "-e", "confirm_replace=true")
+    confirmed = playbook(env, "playbooks/rollout.yml", "-e", "stack_rollout_min_healthy_percentage=0",
+                         "-e", "confirm_replace=true")
     assert confirmed.returncode == 0, confirmed.stdout[-3000:]
     assert group_amis(cloud) == [new_ami, new_ami]
 
@@ -123,7 +135,8 @@ def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endp
 def weights(cloud: server.Endpoint) -> dict[str, int]:
     route53 = client(cloud.url, "route53")
     zone = route53.list_hosted_zones_by_name(DNSName="local.nodeapp.test.")["HostedZones"][0]["Id"]
-    return {r["SetIdentifier"]: r["Weight"] for r in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    return {r["SetIdentifier"]: r["Weight"]
+            for r in route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
             if r["Name"] == "app.local.nodeapp.test." and "SetIdentifier" in r}
 
 
@@ -134,7 +147,8 @@ def test_bluegreen_shifts_in_steps_checks_health_and_rolls_back(cloud: server.En
         assert built.returncode == 0, built.stdout[-3000:]
     assert weights(cloud) == {"app-blue": 100, "app-green": 0}
 
-    shifted = playbook(env, "playbooks/bluegreen.yml", "-e", "bluegreen_to=green", "-e", '{"stack_bluegreen_steps": [50, 100]}')
+    shifted = playbook(env, "playbooks/bluegreen.yml", "-e", "bluegreen_to=green",
+                       "-e", '{"stack_bluegreen_steps": [50, 100]}')
     assert shifted.returncode == 0, shifted.stdout[-3000:]
     assert "Step 1 - green at 50%" in shifted.stdout and "Step 2 - green at 100%" in shifted.stdout
     assert weights(cloud) == {"app-blue": 0, "app-green": 100}
@@ -201,7 +215,8 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     # another environment's resource, which teardown must not touch
     ec2 = client(cloud.url, "ec2")
     other = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
-        {"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "dev"}, {"Key": "Name", "Value": "nodeapp-local"}]}])
+        {"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "dev"},
+        {"Key": "Name", "Value": "nodeapp-local"}]}])
     result = playbook(env, "playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]

@@ -28,8 +28,10 @@ def _target_group(aws: Any) -> tuple[str, dict[str, str]]:
     subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{n}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
                for n, z in ((1, "us-east-1a"), (2, "us-east-1b"))]
     lb = elb.create_load_balancer(Name="web", Subnets=subnets)["LoadBalancers"][0]["LoadBalancerArn"]
-    tg = elb.create_target_group(Name="web-app", Protocol="HTTP", Port=3000, VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
-    elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80, DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
+    tg = elb.create_target_group(Name="web-app", Protocol="HTTP", Port=3000,
+                                 VpcId=vpc)["TargetGroups"][0]["TargetGroupArn"]
+    elb.create_listener(LoadBalancerArn=lb, Protocol="HTTP", Port=80,
+                        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}])
     return tg, {"TargetGroup": tg.split(":")[-1], "LoadBalancer": lb.split(":")[-1].split("/", 1)[1]}
 
 
@@ -44,7 +46,8 @@ def _run(monkeypatch: pytest.MonkeyPatch, start: float, seconds: int, plan: Load
     return now
 
 
-def test_unhealthy_hosts_reach_cloudwatch_and_the_alarm_fires_then_clears(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unhealthy_hosts_reach_cloudwatch_and_the_alarm_fires_then_clears(aws: Any,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tg, dimensions = _target_group(aws)
     watch = aws("cloudwatch")
     watch.put_metric_alarm(AlarmName="web-unhealthy", Namespace="AWS/ApplicationELB", MetricName="UnHealthyHostCount",
@@ -53,7 +56,8 @@ def test_unhealthy_hosts_reach_cloudwatch_and_the_alarm_fires_then_clears(aws: A
     plan = LoadBalancerPlan(registered={tg: {"i-1": 3000, "i-2": 3000}})
     sick = {(tg, "i-1"): Observed("healthy"), (tg, "i-2"): Observed("unhealthy", "Target.Timeout")}
     now = _run(monkeypatch, 1_000_000.0, 60, plan, sick)
-    assert watch.describe_alarms(AlarmNames=["web-unhealthy"])["MetricAlarms"][0]["StateValue"] != "ALARM"  # 1 of 2 periods
+    # 1 of 2 periods
+    assert watch.describe_alarms(AlarmNames=["web-unhealthy"])["MetricAlarms"][0]["StateValue"] != "ALARM"
     now = _run(monkeypatch, now, 70, plan, sick)
     assert watch.describe_alarms(AlarmNames=["web-unhealthy"])["MetricAlarms"][0]["StateValue"] == "ALARM"
     stats = watch.get_metric_statistics(Namespace="AWS/ApplicationELB", MetricName="UnHealthyHostCount",
@@ -73,7 +77,8 @@ def test_alarms_on_metrics_without_local_data_keep_their_state(aws: Any, monkeyp
     watch.put_metric_alarm(AlarmName="cpu-high", Namespace="AWS/EC2", MetricName="CPUUtilization", Statistic="Average",
                            ComparisonOperator="GreaterThanThreshold", Threshold=70.0, Period=60, EvaluationPeriods=1)
     before = watch.describe_alarms(AlarmNames=["cpu-high"])["MetricAlarms"][0]
-    _run(monkeypatch, 2_000_000.0, 180, LoadBalancerPlan(registered={tg: {"i-1": 3000}}), {(tg, "i-1"): Observed("healthy")})
+    _run(monkeypatch, 2_000_000.0, 180, LoadBalancerPlan(registered={tg: {"i-1": 3000}}),
+         {(tg, "i-1"): Observed("healthy")})
     after = watch.describe_alarms(AlarmNames=["cpu-high"])["MetricAlarms"][0]
     assert after["StateValue"] == before["StateValue"]
     assert after["StateUpdatedTimestamp"] == before["StateUpdatedTimestamp"]

@@ -26,12 +26,14 @@ def test_port_and_health_check_come_from_the_stack_settings() -> None:
 
 
 def test_role_defaults_fill_what_the_inventory_leaves_out() -> None:
-    app = settings.load("prod", local=True, overrides={"users_service_home": "/srv/shop", "auto_start_service": "shop"}).app
+    app = settings.load("prod", local=True,
+                        overrides={"users_service_home": "/srv/shop", "auto_start_service": "shop"}).app
     assert (app.service, app.app_dir) == ("shop", "/srv/shop/app")
 
 
 def test_a_templated_node_version_is_resolved() -> None:
-    loaded = settings.load("dev", local=True, overrides={"node_release": "22.11.0", "nodejs_version": "{{ node_release }}"})
+    loaded = settings.load("dev", local=True,
+                           overrides={"node_release": "22.11.0", "nodejs_version": "{{ node_release }}"})
     assert loaded.nodejs_version == "22.11.0"
 
 
@@ -135,7 +137,8 @@ def test_a_path_relative_to_the_repository_or_home(repo_root: Path, team_app: Pa
     configure(repo_root, app_source_repo="team-app")
     assert_mounted(settings.load("dev", local=True), repo_root / "team-app")
     monkeypatch.setenv("HOME", str(repo_root))
-    assert_mounted(settings.load("dev", local=True, overrides={"app_source_repo": "~/team-app"}), repo_root / "team-app")
+    assert_mounted(settings.load("dev", local=True, overrides={"app_source_repo": "~/team-app"}),
+                   repo_root / "team-app")
 
 
 @pytest.mark.parametrize(("make", "problem"), [
@@ -146,7 +149,8 @@ def test_a_directory_that_is_no_repository_launches_nothing(repo_root: Path, tmp
                                                             make: Callable[[Path], Path], problem: str) -> None:
     directory = make(tmp_path)
     configure(repo_root, app_source_repo=f"file://{directory}")
-    with pytest.raises(settings.BakeConfigError, match=f"app_source_repo=file://{directory} in .*: {directory} {problem}"):
+    with pytest.raises(settings.BakeConfigError,
+                       match=f"app_source_repo=file://{directory} in .*: {directory} {problem}"):
         settings.load("dev", local=True)
 
 

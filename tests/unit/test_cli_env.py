@@ -10,7 +10,8 @@ from tests.conftest import cli
 
 
 def test_env_is_evaluable_by_the_shell(cli_env: dict[str, str]) -> None:
-    script = f'eval "$({sys.executable} -m nodestack.cli local env)"; echo "$AWS_ENDPOINT_URL $AWS_REGION $CONTAINERS_CONF"'
+    script = (f'eval "$({sys.executable} -m nodestack.cli local env)"; '
+              'echo "$AWS_ENDPOINT_URL $AWS_REGION $CONTAINERS_CONF"')
     out = subprocess.run(["bash", "-c", script], env=cli_env, capture_output=True, text=True, check=True).stdout.split()
     assert out[0] == f"http://127.0.0.1:{cli_env['NODESTACK_LOCAL_PORT']}"
     assert out[1] == "us-east-1"

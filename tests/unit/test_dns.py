@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from dnslib import QTYPE, RCODE, DNSRecord  # type: ignore[import-untyped]
+from dnslib import QTYPE, RCODE, DNSRecord
 
 from nodestack.local_cloud.dns import DnsQueryError, DnsServer, LoadBalancerView, query_a
 

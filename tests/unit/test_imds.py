@@ -8,7 +8,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3  # type: ignore[import-untyped]
+import boto3
 import pytest
 from moto.ec2.models import ec2_backends
 from werkzeug.test import Client, TestResponse
@@ -24,7 +24,8 @@ def instance(moto_in_process: None) -> Iterator[Any]:
     iam.create_role(RoleName="app-role", AssumeRolePolicyDocument="{}")
     iam.create_instance_profile(InstanceProfileName="app-profile")
     iam.add_role_to_instance_profile(InstanceProfileName="app-profile", RoleName="app-role")
-    launched = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1, Placement={"AvailabilityZone": "us-east-1b"},
+    launched = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1,
+                                 Placement={"AvailabilityZone": "us-east-1b"},
                                  IamInstanceProfile={"Name": "app-profile"},
                                  MetadataOptions={"HttpTokens": "required"})["Instances"][0]
     yield ec2_backends["123456789012"]["us-east-1"].get_instance(launched["InstanceId"])
@@ -60,7 +61,8 @@ def test_imdsv2_token_flow_and_refusals(instance: Any) -> None:
     given = {"X-aws-ec2-metadata-token": token(imds)}
     assert imds.get("/latest/meta-data/instance-id", headers=given).get_data(as_text=True) == instance.id
     assert imds.get("/latest/meta-data/placement/region", headers=given).get_data(as_text=True) == "us-east-1"
-    assert imds.get("/latest/meta-data/placement/availability-zone", headers=given).get_data(as_text=True) == "us-east-1b"
+    assert (imds.get("/latest/meta-data/placement/availability-zone", headers=given).get_data(as_text=True)
+            == "us-east-1b")
     assert imds.get("/latest/meta-data/nothing-here", headers=given).status_code == 404
     listing = imds.get("/latest/meta-data/", headers=given).get_data(as_text=True).split("\n")
     assert {"ami-id", "instance-id", "placement/", "iam/"} <= set(listing)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from nodestack.bake import job, settings
+from nodestack.bake import settings, target
 from nodestack.bake.settings import TEMPLATE
 
 AWS = {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_SESSION_TOKEN": "token-123"}
@@ -20,13 +20,13 @@ AWS = {"AWS_ACCESS_KEY_ID": "ASIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "A
 
 @pytest.mark.parametrize("service", ["ec2", "ssm", "autoscaling", "sts"])
 def test_every_client_carries_the_session_token(service: str) -> None:
-    target = job.Target(False, "us-east-1", AWS)
-    credentials = target.client(service)._request_signer._credentials  # what each request is signed with
+    bake_target = target.Target(False, "us-east-1", AWS)
+    credentials = bake_target.client(service)._request_signer._credentials  # what each request is signed with
     assert (credentials.access_key, credentials.token) == ("ASIAEXAMPLE", "token-123")
 
 
 def test_packer_does_not_call_home() -> None:
-    assert job.packer_env(job.Target(True, "us-east-1", {}))["CHECKPOINT_DISABLE"] == "1"
+    assert target.packer_env(target.Target(True, "us-east-1", {}))["CHECKPOINT_DISABLE"] == "1"
 
 
 @pytest.mark.parametrize(("given", "message"), [
@@ -39,12 +39,12 @@ def test_packer_does_not_call_home() -> None:
 ])
 def test_the_build_hosts_ssh_opens_to_the_runner_only(given: list[str], message: str | None,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(job.SSH_CIDRS_ENV, raising=False)
+    monkeypatch.delenv(target.SSH_CIDRS_ENV, raising=False)
     if message is None:
-        assert job.ssh_cidrs(given) == given
+        assert target.ssh_cidrs(given) == given
         return
-    with pytest.raises(job.BakeError, match=message.replace(".", r"\.").replace("/", r"/")):
-        job.ssh_cidrs(given)
+    with pytest.raises(target.BakeError, match=message.replace(".", r"\.").replace("/", r"/")):
+        target.ssh_cidrs(given)
 
 
 def _packer_validate(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
@@ -52,7 +52,8 @@ def _packer_validate(tmp_path: Path, **extra: str) -> subprocess.CompletedProces
                  "app_revision": "v1", "playbook_vars_file": "/x", "manifest_path": "/m",
                  "build_known_hosts": "/k", "ssh_private_key_file": "", **extra}
     args = [arg for k, v in variables.items() for arg in ("-var", f"{k}={v}")]
-    env = {**os.environ, "CHECKPOINT_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "CHECKPOINT_DISABLE": "1",
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     return subprocess.run(["packer", "validate", *args, str(TEMPLATE)], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=120, check=False)
 
@@ -60,7 +61,8 @@ def _packer_validate(tmp_path: Path, **extra: str) -> subprocess.CompletedProces
 @pytest.mark.parametrize("cidrs", ['["0.0.0.0/0"]', '[]', '["::/0", "203.0.113.7/32"]'])
 def test_packer_refuses_ssh_open_to_the_world(tmp_path: Path, cidrs: str) -> None:
     result = _packer_validate(tmp_path, build_ssh_cidrs=cidrs)
-    assert result.returncode != 0 and "build_ssh_cidrs value must name the runner's network" in result.stdout + result.stderr
+    assert (result.returncode != 0
+            and "build_ssh_cidrs value must name the runner's network" in result.stdout + result.stderr)
 
 
 def test_packer_accepts_the_runners_address(tmp_path: Path) -> None:

@@ -35,7 +35,8 @@ def test_boot_fetched_the_configured_revision_and_serves_it(booted) -> None:  # 
     health = json.loads(booted.check_output(HEALTH))
     assert health["status"] == "ok" and health["version"] == REVISIONS["v1.1.0"]
     # v1.1.1 existed only on the remote: the checkout has it because the boot fetched it.
-    assert booted.check_output("runuser -u nodeapp -- git -C /srv/nodeapp/app tag --points-at HEAD").split() == ["v1.1.0", "v1.1.1"]
+    assert (booted.check_output("runuser -u nodeapp -- git -C /srv/nodeapp/app tag --points-at HEAD").split()
+            == ["v1.1.0", "v1.1.1"])
 
 
 def test_auto_start_is_safe_to_run_twice(booted) -> None:  # type: ignore[no-untyped-def]

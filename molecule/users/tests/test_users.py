@@ -7,7 +7,8 @@ from pathlib import Path
 
 KEY = (Path(os.environ["MOLECULE_PROJECT_DIRECTORY"]) / ".state/git-fixture/deploy_key.pub").read_text().strip()
 # The container's own sshd on its loopback, its host key pinned from the key files sshd uses.
-PIN = ("for key in $(sshd -T | awk '/^hostkey /{print $2}'); do echo \"127.0.0.1 $(ssh-keygen -y -f $key)\"; done > /root/known_hosts")
+PIN = ("for key in $(sshd -T | awk '/^hostkey /{print $2}'); "
+       "do echo \"127.0.0.1 $(ssh-keygen -y -f $key)\"; done > /root/known_hosts")
 SSH = "ssh -i /root/test_key -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile=/root/known_hosts"
 
 

@@ -92,8 +92,8 @@ def _private_part(top: Path, git_dir: Path) -> Path | None:
 
 
 def _has_commit(git_dir: Path, revision: str) -> bool:
-    result = subprocess.run(["git", "-c", "safe.directory=*", f"--git-dir={git_dir}", "rev-parse", "--verify", "--quiet",
-                             "--end-of-options", f"{revision}^{{commit}}"],
+    result = subprocess.run(["git", "-c", "safe.directory=*", f"--git-dir={git_dir}", "rev-parse", "--verify",
+                             "--quiet", "--end-of-options", f"{revision}^{{commit}}"],
                             capture_output=True, text=True, timeout=60, check=False)
     return result.returncode == 0
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-from nodestack.paths import free_port
 from nodestack.local_cloud import base_image
-from nodestack.paths import REPO_ROOT, podman_env, state_dir
+from nodestack.paths import REPO_ROOT, free_port, podman_env, state_dir
 
 BUILD_USER = "admin"  # what Debian's AMIs call their first user
 APT_CACHE_MOUNT = "/var/cache/nodestack-apt"
@@ -46,7 +45,8 @@ def volumes(fixtures: Path, apt_cache: Path, team_repo: Path | None = None) -> l
     """`podman run`'s -v arguments: the sample app's remote and the Node.js mirror from `fixtures`
     (scripts/test-fixtures.sh), the team's repository `team_repo` when there is one (all read-only),
     and the apt cache."""
-    mounts = [f"{fixtures / 'git-fixture'}:{SAMPLE_REMOTE_MOUNT}:ro", f"{fixtures / 'node-mirror'}:{NODE_MIRROR_MOUNT}:ro"]
+    mounts = [f"{fixtures / 'git-fixture'}:{SAMPLE_REMOTE_MOUNT}:ro",
+              f"{fixtures / 'node-mirror'}:{NODE_MIRROR_MOUNT}:ro"]
     if team_repo is not None:
         mounts.append(f"{team_repo}:{TEAM_REPO_MOUNT}:ro")
     mounts.append(f"{apt_cache}:{APT_CACHE_MOUNT}")
@@ -142,7 +142,8 @@ class LocalBuildHost:
         self._wait_for_sshd()
         host_keys = podman("exec", self.name, "sh", "-c", "cat /etc/ssh/ssh_host_*_key.pub").stdout.splitlines()
         self.known_hosts = workdir / "known_hosts"
-        self.known_hosts.write_text("".join(f"[127.0.0.1]:{self.port} {' '.join(k.split()[:2])}\n" for k in host_keys if k))
+        self.known_hosts.write_text("".join(f"[127.0.0.1]:{self.port} {' '.join(k.split()[:2])}\n"
+                                            for k in host_keys if k))
 
     def _apt_cache(self) -> Path:
         """One .deb cache per environment (parallel bakes would contend for apt's lock)."""

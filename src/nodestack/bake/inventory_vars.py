@@ -41,7 +41,8 @@ def resolve(inventory: Path, names: list[str], extra_vars: dict[str, Any]) -> di
     try:
         outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"][_HOST]
     except (ValueError, KeyError, IndexError) as exc:
-        raise InventoryVarsError(f"ansible could not read {inventory}: {(result.stderr or result.stdout).strip()}") from exc
+        raise InventoryVarsError(f"ansible could not read {inventory}: "
+                                 f"{(result.stderr or result.stdout).strip()}") from exc
     if outcome.get("failed"):
         raise InventoryVarsError(f"{inventory}: {outcome.get('msg', outcome)}")
     values: dict[str, Any] = json.loads(outcome["msg"])

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import argparse
 import fcntl
-import ipaddress
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,24 +20,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import boto3
 import yaml
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nodestack.bake import packer_build, registry, settings, validate
+from nodestack.bake import packer_build, packer_log, registry, settings, validate
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
-from nodestack.local_cloud import base_image, server
+from nodestack.bake.imds_guard import ImdsGuard
+from nodestack.bake.target import (
+    SSH_CIDR_MIN_PREFIX,
+    SSH_CIDRS_ENV,
+    SSH_INTERFACES,
+    BakeError,
+    Target,
+    packer_env,
+    resolve_target,
+    ssh_cidrs,
+)
+from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, state_dir
 
 APP = "nodeapp"
 DEFAULT_KEEP = 5
 DEFAULT_TIMEOUT_S = 1800
-# The build host's SSH port opens only to these networks: none broader than a /16 (Packer's
-# default, when given none, is 0.0.0.0/0). Set with --ssh-cidr or NODESTACK_BAKE_SSH_CIDRS.
-SSH_CIDRS_ENV = "NODESTACK_BAKE_SSH_CIDRS"
-SSH_CIDR_MIN_PREFIX = 16
-SSH_INTERFACES = ("public_ip", "private_ip")
 # With nodejs_version auto, where the image checks write the version the app runs (in the workdir).
 NODE_VERSION_REPORT = "nodejs-version"
 
@@ -64,66 +65,11 @@ class EnvResult:
         return self.promoted and not self.error
 
 
-@dataclass(frozen=True)
-class Target:
-    local: bool
-    region: str
-    aws_env: dict[str, str]  # for Packer and boto3
-    ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
-    ssh_interface: str = "public_ip"
-
-    def client(self, service: str) -> Any:
-        """Every boto3 client of the bake: temporary credentials need their session token."""
-        return boto3.client(service, region_name=self.region, endpoint_url=self.aws_env.get("AWS_ENDPOINT_URL"),
-                            aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID"),
-                            aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY"),
-                            aws_session_token=self.aws_env.get("AWS_SESSION_TOKEN"),
-                            config=Config(retries={"max_attempts": 3}))
-
-
-class BakeError(RuntimeError):
-    pass
-
-
-def resolve_target(local: bool) -> Target:
-    if not local:
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        return Target(False, region, {k: v for k, v in os.environ.items() if k.startswith("AWS_")})
-    endpoint = server.current()
-    if endpoint is None:
-        raise BakeError("the local cloud is not running: start it with `nodestack local up` (or use --target aws)")
-    return Target(True, server.DEFAULT_REGION, server.environment(endpoint.port))
-
-
 def git_revision() -> str:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO_ROOT, capture_output=True, text=True, check=False).stdout.strip()
     revision = git("rev-parse", "HEAD") or "unknown"
     return revision + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
-
-
-def packer_env(target: Target) -> dict[str, str]:
-    venv_bin = str(Path(sys.executable).parent)  # Packer's Ansible provisioner runs ansible-playbook
-    return {**os.environ, **target.aws_env, "PATH": f"{venv_bin}{os.pathsep}{os.environ.get('PATH', '')}",
-            "CHECKPOINT_DISABLE": "1"}  # Packer must not call home (version check, telemetry)
-
-
-def ssh_cidrs(given: list[str] | None) -> list[str]:
-    """The networks the build host's SSH port opens to: --ssh-cidr, else NODESTACK_BAKE_SSH_CIDRS;
-    BakeError unless each is a network no broader than /SSH_CIDR_MIN_PREFIX."""
-    cidrs = list(given or []) or [c.strip() for c in os.environ.get(SSH_CIDRS_ENV, "").split(",") if c.strip()]
-    if not cidrs:
-        raise BakeError("no --ssh-cidr given: the build host's SSH port would be open to 0.0.0.0/0; give the "
-                        f"runner's address, such as --ssh-cidr 203.0.113.7/32 (or set {SSH_CIDRS_ENV})")
-    for cidr in cidrs:
-        try:
-            network = ipaddress.ip_network(cidr, strict=True)
-        except ValueError as exc:
-            raise BakeError(f"--ssh-cidr {cidr} is invalid: {exc}") from exc
-        if network.prefixlen < SSH_CIDR_MIN_PREFIX:
-            raise BakeError(f"--ssh-cidr {cidr} is too broad: give the runner's address or a network of "
-                            f"at least /{SSH_CIDR_MIN_PREFIX}")
-    return cidrs
 
 
 def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir: Path, stamp: str) -> dict[str, str]:
@@ -218,53 +164,6 @@ def build_host(target: Target, env_settings: settings.EnvSettings, stamp: str, e
                "ssh_private_key_file": str(host.key_file), "local_container": host.name}
 
 
-def _checks_failed(log: Path) -> bool:
-    """Did Packer stop in the image checks (validate-build-host.sh / finalize-image.sh)?"""
-    try:
-        text = log.read_text(errors="replace")
-    except OSError:
-        return False
-    # the first shell-local step only reads host keys: only the image checks' script counts
-    return "/scripts/validate-build-host.sh" in text or "finalize-image:" in text
-
-
-def _failed_checks(log: Path) -> str:
-    """The lines of Packer's log that say which check failed (pytest's summary, finalize-image)."""
-    wanted = ("FAILED ", " failed", "Error", "finalize-image:")
-    lines = [line.strip() for line in log.read_text(errors="replace").splitlines() if any(w in line for w in wanted)]
-    return "\n".join(lines[-12:])
-
-
-class ImdsGuard(threading.Thread):
-    """Requires IMDSv2 on the build instance as soon as it appears (Packer 1.6.6 cannot)."""
-
-    def __init__(self, ec2: Any, ami_name: str) -> None:
-        super().__init__(daemon=True)
-        self.ec2, self.run_name = ec2, f"packer-build-{ami_name}"
-        self.instance_id = ""
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        while not self.stop.wait(1):
-            try:
-                reservations = self.ec2.describe_instances(Filters=[
-                    {"Name": "tag:Name", "Values": [self.run_name]},
-                    {"Name": "instance-state-name", "Values": ["pending", "running"]}])["Reservations"]
-                for instance in (i for r in reservations for i in r["Instances"]):
-                    self.ec2.modify_instance_metadata_options(InstanceId=instance["InstanceId"],
-                                                              HttpTokens="required", HttpEndpoint="enabled")
-                    self.instance_id = instance["InstanceId"]
-                    return
-            except (BotoCoreError, ClientError):
-                continue
-
-    def enforced(self) -> bool:
-        if not self.instance_id:
-            return False
-        instance = self.ec2.describe_instances(InstanceIds=[self.instance_id])["Reservations"][0]["Instances"][0]
-        return bool(instance.get("MetadataOptions", {}).get("HttpTokens") == "required")
-
-
 def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prune_dry_run: bool,
              timeout_s: float) -> EnvResult:
     env = env_settings.env
@@ -296,11 +195,11 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                                                   workdir / "packer.log", timeout_s)
                 except packer_build.PackerError as exc:
                     log = workdir / "packer.log"
-                    if not _checks_failed(log):
+                    if not packer_log.stopped_in_image_checks(log):
                         raise
                     result.validation = "failed"
                     raise BakeError(f"image checks failed on the build host; no AMI was made ({log}):\n"
-                                    + _failed_checks(log)) from exc
+                                    + packer_log.failed_check_lines(log)) from exc
                 finally:
                     guard.stop.set()
                 phase("packer", began)
@@ -343,7 +242,8 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
 
 
 def summary_table(results: list[EnvResult], prune_dry_run: bool) -> str:
-    rows = [("environment", "AMI", "duration s", "validation", "promoted", "would prune" if prune_dry_run else "pruned")]
+    pruned = "would prune" if prune_dry_run else "pruned"
+    rows = [("environment", "AMI", "duration s", "validation", "promoted", pruned)]
     for r in results:
         rows.append((r.env, r.ami_id or "-", f"{r.duration_s:.0f}", r.validation, "yes" if r.promoted else "no",
                      ", ".join(r.pruned) or "-"))
@@ -425,7 +325,7 @@ def prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("bake", help="bake, validate, promote and prune golden AMIs (dev, prod)")
     parser.add_argument("--env", action="append", choices=settings.ENVIRONMENTS, help="repeatable: dev, prod")
     parser.add_argument("--target", choices=["local", "aws"], default="local",
@@ -445,7 +345,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-ar
                         help=f"--target aws: the network allowed to SSH to the build host, such as the runner's "
                              f"address/32 (repeatable; at least /{SSH_CIDR_MIN_PREFIX}; or set {SSH_CIDRS_ENV})")
     parser.add_argument("--ssh-interface", choices=SSH_INTERFACES, default="public_ip",
-                        help="--target aws: reach the build host on its public or (from inside its VPC) private address")
+                        help="--target aws: reach the build host on its public or (from inside its VPC) "
+                             "private address")
     parser.set_defaults(func=run)
 
     pruner = sub.add_parser("prune", help="deregister old AMIs: keep the newest N validated ones and any in use")

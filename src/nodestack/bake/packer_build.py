@@ -8,9 +8,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-import packer
 import sh
 
+import packer
 from nodestack.bake.settings import TEMPLATE
 
 _print_lock = threading.Lock()

@@ -61,7 +61,8 @@ def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float
             return Outcome(True, f"booted {image}: {check}, app at {revision or 'an unknown revision'}")
         journal = podman("exec", probe, "journalctl", "-u", app.service, "--no-pager", "-n", "20", "-o", "cat",
                          check=False).stdout
-        return Outcome(False, f"a container booted from {image} did not serve {check} within {timeout_s:.0f}s:\n{journal}")
+        return Outcome(False, f"a container booted from {image} did not serve {check} within {timeout_s:.0f}s:\n"
+                              f"{journal}")
     finally:
         podman("rm", "-f", "-t", "0", probe, check=False)
 

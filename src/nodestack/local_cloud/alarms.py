@@ -46,7 +46,9 @@ def _dimensions(group_key: str, lb_arns: list[str]) -> tuple[str, dict[str, str]
     return "AWS/ApplicationELB", {"TargetGroup": tail, "LoadBalancer": lb_arns[0].split(":")[-1].split("/", 1)[1]}
 
 
-def _counts(plan: LoadBalancerPlan, health: Mapping[tuple[str, str], Observed]) -> dict[tuple[str, frozenset[tuple[str, str]]], tuple[int, int]]:
+def _counts(
+    plan: LoadBalancerPlan, health: Mapping[tuple[str, str], Observed]
+) -> dict[tuple[str, frozenset[tuple[str, str]]], tuple[int, int]]:
     from moto.elbv2.models import elbv2_backends
 
     lb_of_group: dict[str, list[str]] = {}

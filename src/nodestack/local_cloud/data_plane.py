@@ -295,12 +295,16 @@ class Controller:
         self._impaired.discard(instance_id)
 
     # status ------------------------------------------------------------------
-    def snapshot(self, instances: list[Instance] | None = None, local: dict[str, Instance] | None = None) -> dict[str, Any]:
+    def snapshot(self, instances: list[Instance] | None = None,
+                 local: dict[str, Instance] | None = None) -> dict[str, Any]:
         instances = instances if instances is not None else []
         local = local or {}
+        listeners = self._plan.listeners
         balancers = [{"name": name, "dns_name": dns_name, "address": address,
-                      "url": f"http://{address}/" if any(l.address == address and l.port == 80 for l in self._plan.listeners)
-                      else f"http://{address}:{next((l.port for l in self._plan.listeners if l.address == address), 80)}/",
+                      "url": f"http://{address}/"
+                      if any(listener.address == address and listener.port == 80 for listener in listeners)
+                      else f"http://{address}:"
+                           f"{next((listener.port for listener in listeners if listener.address == address), 80)}/",
                       "healthy": self.views.get(dns_name.lower(), LoadBalancerView(address, False)).healthy}
                      for name, dns_name, address, _ in self._plan.balancers]
         rows = []
@@ -314,14 +318,15 @@ class Controller:
                 "state": instance.state,
                 "container": container.name if container else None,
                 "address": container.address if container else None,
-                "health": ",".join(health) if health else ("api-only" if instance.id not in local else "not registered"),
+                "health": ",".join(health) if health
+                          else ("api-only" if instance.id not in local else "not registered"),
                 "data_plane": "container" if instance.id in local else "api-only",
                 "impaired": instance.id in self._impaired,
             })
         apps = sorted({f"http://{r.name}/" for zone in moto_zones(None) for r in zone.records
                        if r.alias and r.alias.dns_name in self.views})
-        return {"time": time.time(), "dns": f"127.0.0.1:{self.dns.port}", "apps": apps, "load_balancers": balancers, "instances": rows,
-                "haproxy_pid": self.proxy.pid, "errors": dict(self._errors)}
+        return {"time": time.time(), "dns": f"127.0.0.1:{self.dns.port}", "apps": apps, "load_balancers": balancers,
+                "instances": rows, "haproxy_pid": self.proxy.pid, "errors": dict(self._errors)}
 
     def _write_status(self, instances: list[Instance], local: dict[str, Instance]) -> None:
         data = self.snapshot(instances, local)

@@ -22,8 +22,8 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from dnslib import QTYPE, RCODE, DNSError, DNSRecord  # type: ignore[import-untyped]
-from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer  # type: ignore[import-untyped]
+from dnslib import QTYPE, RCODE, DNSError, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 from nodestack.local_cloud.dns_zones import (
     LoadBalancerLookup,
@@ -39,7 +39,7 @@ _UDP_LIMIT = 512  # bytes; larger answers are sent truncated (TC) so the client 
 _BIND_ATTEMPTS = 20
 
 
-class Route53Resolver(BaseResolver):  # type: ignore[misc]
+class Route53Resolver(BaseResolver):
     """dnslib resolver: one question in, the answer of the served zones out."""
 
     def __init__(self, lookup_lb: LoadBalancerLookup, accounts: Callable[[], Iterable[str]] | None = None,
@@ -69,11 +69,11 @@ class Route53Resolver(BaseResolver):  # type: ignore[misc]
         return reply
 
 
-class _Handler(DNSHandler):  # type: ignore[misc]
+class _Handler(DNSHandler):
     udplen = _UDP_LIMIT
 
 
-class _Logger(DNSLogger):  # type: ignore[misc]
+class _Logger(DNSLogger):
     """dnslib's request log to the logging module: errors as warnings, the rest at debug."""
 
     def __init__(self) -> None:

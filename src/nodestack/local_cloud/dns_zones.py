@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dnslib import QTYPE, RR, A, DNSLabel  # type: ignore[import-untyped]
+from dnslib import QTYPE, RR, A, DNSLabel
 from moto.route53.models import route53_backends
 
 _log = logging.getLogger(__name__)

@@ -72,7 +72,8 @@ def _launch_time(state: InstanceState) -> datetime:
 
 
 def _outdated(group: FakeAutoScalingGroup, states: list[InstanceState]) -> list[InstanceState]:
-    old = [s for s in states if s.instance.image_id != group.image_id or s.instance.instance_type != group.instance_type]
+    old = [s for s in states
+           if s.instance.image_id != group.image_id or s.instance.instance_type != group.instance_type]
     return old or states
 
 
@@ -140,7 +141,7 @@ def _patched_update(original: Callable[[AutoScalingResponse], Any]) -> Callable[
         if policies:
             group = self.autoscaling_backend.autoscaling_groups[self._get_param("AutoScalingGroupName")]
             group.termination_policies = list(policies)
-        return result  # type: ignore[no-any-return]
+        return result
     return update
 
 

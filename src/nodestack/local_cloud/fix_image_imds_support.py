@@ -42,9 +42,10 @@ def apply() -> None:
 
     def register_image(self: AmisResponse) -> Any:
         value = _checked(self._get_param("ImdsSupport"))
-        result = register(self)
+        result: ActionResult = register(self)
         if value is not None:
-            self.ec2_backend.describe_images(ami_ids=[result.result["ImageId"]])[0].imds_support = value  # type: ignore[attr-defined]
+            image_id = result.result["ImageId"]  # type: ignore[index]  # moto types it as object
+            self.ec2_backend.describe_images(ami_ids=[image_id])[0].imds_support = value
         return result
 
     def describe_image_attribute(self: AmisResponse) -> Any:

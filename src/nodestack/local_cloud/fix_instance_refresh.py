@@ -78,9 +78,11 @@ class Refresh:
 
 
 def _refreshes(backend: AutoScalingBackend) -> list[Refresh]:
-    if not hasattr(backend, "instance_refreshes"):
-        backend.instance_refreshes = []  # type: ignore[attr-defined]
-    return backend.instance_refreshes  # type: ignore[attr-defined,no-any-return]
+    refreshes: list[Refresh] | None = getattr(backend, "instance_refreshes", None)
+    if refreshes is None:  # kept on the backend: reset and regional like the rest of its state
+        refreshes = []
+        setattr(backend, "instance_refreshes", refreshes)
+    return refreshes
 
 
 def _group(backend: AutoScalingBackend, name: str) -> FakeAutoScalingGroup:
@@ -204,7 +206,8 @@ def _start(self: AutoScalingResponse) -> ActionResult:
     group = _group(backend, self._get_param("AutoScalingGroupName"))
     if any(r.group == group.name and r.status in ACTIVE for r in _refreshes(backend)):
         raise AutoscalingClientError("InstanceRefreshInProgress",
-                                     f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh for {group.name}.")
+                                     "An Instance Refresh is already in progress and blocks the execution of this "
+                                     f"Instance Refresh for {group.name}.")
     given = self._get_param("Preferences") or {}
     prefs = {"MinHealthyPercentage": 90, "MaxHealthyPercentage": 100, "SkipMatching": False,
              "InstanceWarmup": group.health_check_grace_period, **given}
@@ -245,7 +248,8 @@ def _rollback(self: AutoScalingResponse) -> ActionResult:
     active = [r for r in _refreshes(backend) if r.group == group.name and r.status in ("Pending", "InProgress")]
     if not active:
         raise AutoscalingClientError("ActiveInstanceRefreshNotFound",
-                                     f"No in progress or pending Instance Refresh found for Auto Scaling group {group.name}")
+                                     "No in progress or pending Instance Refresh found "
+                                     f"for Auto Scaling group {group.name}")
     if active[0].previous is None:
         raise AutoscalingClientError("IrreversibleInstanceRefresh",
                                      "The instance refresh has no DesiredConfiguration with a numbered launch template "

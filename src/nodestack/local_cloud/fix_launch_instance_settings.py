@@ -16,7 +16,7 @@ from moto.ec2.models.instances import InstanceBackend, MetadataOptions, Reservat
 
 
 def _from_template(backend: InstanceBackend, kwargs: dict[str, Any]) -> tuple[dict[str, str], dict[str, Any]]:
-    data = backend._get_template_from_args(kwargs["launch_template"]).data  # type: ignore[attr-defined]
+    data = backend._get_template_from_args(kwargs["launch_template"]).data
     return dict(data.get("IamInstanceProfile") or {}), dict(data.get("MetadataOptions") or {})
 
 

@@ -48,10 +48,12 @@ def _create_version(self: LaunchTemplate, data: dict[str, Any], description: str
 
 
 def _without_template_tags(original: Any) -> Any:
-    def create(self: Any, name: str, description: str, template_data: dict[str, Any], tag_spec: dict[str, Any]) -> LaunchTemplate:
+    def create(self: Any, name: str, description: str, template_data: dict[str, Any],
+               tag_spec: dict[str, Any]) -> LaunchTemplate:
         specs = [t for t in template_data.get("TagSpecifications", []) if t.get("ResourceType") != "launch-template"]
-        data = {**template_data, "TagSpecifications": specs} if specs else {k: v for k, v in template_data.items() if k != "TagSpecifications"}
-        return original(self, name, description, data, tag_spec)  # type: ignore[no-any-return]
+        data = ({**template_data, "TagSpecifications": specs} if specs
+                else {k: v for k, v in template_data.items() if k != "TagSpecifications"})
+        return original(self, name, description, data, tag_spec)
     return create
 
 
@@ -65,10 +67,12 @@ def _delete_versions(self: LaunchTemplates) -> ActionResult:
         match = [v for v in template.versions if str(v.number) == str(requested)]
         if not match:
             failed.append({**ref, "ResponseError": {"Code": "launchTemplateVersionDoesNotExist",
-                                                    "Message": f"The launch template version {requested} does not exist."}})
+                                                    "Message": f"The launch template version {requested} "
+                                                               "does not exist."}})
         elif template.is_default(match[0]):
             failed.append({**ref, "ResponseError": {"Code": "unexpectedError",
-                                                    "Message": "Cannot delete the default version; delete the launch template instead."}})
+                                                    "Message": "Cannot delete the default version; "
+                                                               "delete the launch template instead."}})
         else:
             template.versions.remove(match[0])
             deleted.append(ref)

@@ -63,7 +63,8 @@ def _health_for(original: Callable[..., FakeHealthStatus]) -> Callable[..., Fake
         seen = BOARD.get(self.arn, target["Id"])
         if seen is None and target["Id"] in self.targets:
             instance = ec2_backend.get_instance_by_id(target["Id"])
-            if instance is not None and instance.state in ("pending", "running") and BOARD.runs_image(instance.image_id):
+            if (instance is not None and instance.state in ("pending", "running")
+                    and BOARD.runs_image(instance.image_id)):
                 seen = Observed("initial", "Elb.RegistrationInProgress", "Target registration is in progress")
         if seen is None:
             return original(self, target, ec2_backend)
@@ -82,7 +83,8 @@ def _describe_target_health(original: Callable[..., list[FakeHealthStatus]]) -> 
         for target_id, port in BOARD.draining(target_group_arn).items():
             if target_id not in known:
                 listed.append(FakeHealthStatus(target_id, str(port), group.health_check_port, "draining",
-                                               "Target.DeregistrationInProgress", "Target deregistration is in progress"))
+                                               "Target.DeregistrationInProgress",
+                                               "Target deregistration is in progress"))
         return listed
     return describe
 

@@ -17,9 +17,15 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
-from nodestack.local_cloud import (fix_alb_default_attributes, fix_asg_placement, fix_image_imds_support,
-                                   fix_instance_refresh, fix_launch_instance_settings, fix_launch_template_versions,
-                                   fix_target_health)
+from nodestack.local_cloud import (
+    fix_alb_default_attributes,
+    fix_asg_placement,
+    fix_image_imds_support,
+    fix_instance_refresh,
+    fix_launch_instance_settings,
+    fix_launch_template_versions,
+    fix_target_health,
+)
 
 
 @dataclass(frozen=True)
@@ -71,8 +77,10 @@ def _elb_attributes_of_missing_lb() -> None:
 
 FIXES: tuple[Fix, ...] = (
     Fix("autoscaling-disable-metrics-collection", "DisableMetricsCollection implemented", _disable_metrics_collection),
-    Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound", _elb_attributes_of_missing_lb),
-    Fix("ec2-delete-launch-template-versions", "DeleteLaunchTemplateVersions; numbers never reused; user data and tags of versions as AWS keeps them",
+    Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound",
+        _elb_attributes_of_missing_lb),
+    Fix("ec2-delete-launch-template-versions",
+        "DeleteLaunchTemplateVersions; numbers never reused; user data and tags of versions as AWS keeps them",
         fix_launch_template_versions.apply),
     Fix("autoscaling-instance-refresh", "Start/Describe/CancelInstanceRefresh: rolling batches by MinHealthyPercentage",
         fix_instance_refresh.apply),

@@ -36,7 +36,8 @@ class GuestEndpoints:
     def drop_in(self) -> str:
         return ("# The local cloud's endpoints for every AWS SDK on this instance (mounted by the data plane).\n"
                 "[Manager]\n"
-                f'DefaultEnvironment="AWS_ENDPOINT_URL={self.api}" "AWS_EC2_METADATA_SERVICE_ENDPOINT={self.metadata}"\n')
+                f'DefaultEnvironment="AWS_ENDPOINT_URL={self.api}" '
+                f'"AWS_EC2_METADATA_SERVICE_ENDPOINT={self.metadata}"\n')
 
 
 def _listening_socket(address: str) -> socket.socket:

@@ -32,8 +32,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nodestack.local_cloud.haproxy_config import (
-    LISTENER_PROTOCOLS, FixedResponse, Forward, HealthCheck, Listener, ProxyConfigError, Redirect,
-    Target, TargetGroup, backend_name, render, server_args, server_name, validate)
+    LISTENER_PROTOCOLS,
+    FixedResponse,
+    Forward,
+    HealthCheck,
+    Listener,
+    ProxyConfigError,
+    Redirect,
+    Target,
+    TargetGroup,
+    backend_name,
+    render,
+    server_args,
+    server_name,
+    validate,
+)
 from nodestack.local_cloud.server import LocalCloudError
 
 __all__ = ["FixedResponse", "Forward", "HAProxyError", "HealthCheck", "Listener", "ListenerBindError",
@@ -151,7 +164,7 @@ class LoadBalancerProxy:
         """Make HAProxy serve exactly this state; cheap (no-op) when nothing changed."""
         validate(listeners, target_groups)
         groups = {group.name: group for group in target_groups}
-        used = {l.action.target_group for l in listeners if isinstance(l.action, Forward)}
+        used = {listener.action.target_group for listener in listeners if isinstance(listener.action, Forward)}
         desired: dict[tuple[str, str], Target] = {}
         unused: list[Target] = []
         for target in targets:
@@ -244,7 +257,7 @@ class LoadBalancerProxy:
         state = self._cli("show servers state")
         (self.workdir / "server-state").write_text(state)
         by_name = {g.name: g for g in groups}
-        used = {l.action.target_group for l in listeners if isinstance(l.action, Forward)}
+        used = {listener.action.target_group for listener in listeners if isinstance(listener.action, Forward)}
         for key, server in list(self._servers.items()):
             if server.removing or key[0] not in used:  # its backend goes, or it was on its way out
                 del self._servers[key]
@@ -266,7 +279,7 @@ class LoadBalancerProxy:
 
     def _launch(self, listeners: Sequence[Listener], groups: Sequence[TargetGroup],
                 servers: dict[str, list[tuple[str, str]]], previous: int | None) -> None:
-        if any(LISTENER_PROTOCOLS[l.protocol.upper()] == "HTTPS" for l in listeners):
+        if any(LISTENER_PROTOCOLS[listener.protocol.upper()] == "HTTPS" for listener in listeners):
             self._ensure_certificate()
         rendered = render(listeners, groups, servers, self.workdir)
         for name, content in rendered.files.items():
@@ -278,7 +291,7 @@ class LoadBalancerProxy:
         check = subprocess.run([self._haproxy, "-c", "-f", str(candidate)], capture_output=True, text=True,
                                check=False, timeout=30)
         if check.returncode != 0:
-            names = sorted({l.load_balancer for l in listeners})
+            names = sorted({listener.load_balancer for listener in listeners})
             raise HAProxyError(f"HAProxy rejected the configuration for load balancers {', '.join(names)} "
                                f"({candidate}):\n{check.stdout}{check.stderr}")
         current = self.config_file.read_text() if self.config_file.exists() else None

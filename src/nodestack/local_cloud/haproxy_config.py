@@ -236,7 +236,7 @@ def render(listeners: Sequence[Listener], target_groups: Sequence[TargetGroup],
            servers: Mapping[str, Sequence[tuple[str, str]]], workdir: Path) -> Rendered:
     """The whole configuration; `servers` maps a target group name to (server name, args)."""
     files: dict[str, str] = {}
-    used = {l.action.target_group for l in listeners if isinstance(l.action, Forward)}
+    used = {listener.action.target_group for listener in listeners if isinstance(listener.action, Forward)}
     lines = ["# Written by nodestack.local_cloud.haproxy: changes are overwritten.",
              "global",
              f"    stats socket {quote(str(workdir / 'admin.sock'))} mode 600 level admin expose-fd listeners",
@@ -245,7 +245,7 @@ def render(listeners: Sequence[Listener], target_groups: Sequence[TargetGroup],
              "    hard-stop-after 2m",
              "    ssl-default-bind-options ssl-min-ver TLSv1.2",
              "", _GLOBAL_DEFAULTS]
-    for listener in sorted(listeners, key=lambda l: (l.address, l.port)):
+    for listener in sorted(listeners, key=lambda item: (item.address, item.port)):
         lines += _frontend(listener, workdir, files) + [""]
     for group in sorted(target_groups, key=lambda g: g.name):
         if group.name in used:

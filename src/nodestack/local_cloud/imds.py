@@ -150,7 +150,8 @@ class MetadataService:
 
     @staticmethod
     def _profile(instance: Any) -> Any:
-        arn = (instance.iam_instance_profile or {}).get("Arn") if isinstance(instance.iam_instance_profile, dict) else None
+        arn = ((instance.iam_instance_profile or {}).get("Arn") if isinstance(instance.iam_instance_profile, dict)
+               else None)
         if not arn:
             return None
         iam = iam_backends[instance.ec2_backend.account_id]["aws"]

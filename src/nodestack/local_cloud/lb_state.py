@@ -12,8 +12,16 @@ from moto.elb.models import elb_backends
 from moto.elbv2.models import elbv2_backends
 
 from nodestack.local_cloud.fix_target_health import classic_key
-from nodestack.local_cloud.haproxy_config import (Action, FixedResponse, Forward, HealthCheck, Listener, Redirect,
-                                                  Target, TargetGroup)
+from nodestack.local_cloud.haproxy_config import (
+    Action,
+    FixedResponse,
+    Forward,
+    HealthCheck,
+    Listener,
+    Redirect,
+    Target,
+    TargetGroup,
+)
 
 
 @dataclass

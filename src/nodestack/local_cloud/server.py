@@ -65,7 +65,7 @@ def data_plane_dir() -> Path:
 def data_plane_status() -> dict[str, Any] | None:
     """The data plane's last snapshot (written every second by the endpoint), or None."""
     try:
-        return json.loads((data_plane_dir() / "status.json").read_text())  # type: ignore[no-any-return]
+        return json.loads((data_plane_dir() / "status.json").read_text())
     except (OSError, ValueError):
         return None
 
@@ -160,7 +160,8 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True,
             return endpoint, True
         time.sleep(0.1)
     _terminate(proc.pid)
-    raise LocalCloudError(f"the local endpoint did not answer on {endpoint.url} within {wait_seconds:.0f}s; see {log_file()}")
+    raise LocalCloudError(f"the local endpoint did not answer on {endpoint.url} within {wait_seconds:.0f}s; "
+                          f"see {log_file()}")
 
 
 def _terminate(pid: int, grace: float = 5.0) -> None:
