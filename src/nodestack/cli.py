@@ -1,4 +1,5 @@
-"""Command line: `nodestack local ...`, `nodestack image ...`, `nodestack molecule ...`, `nodestack bench ...`."""
+"""Command line: `nodestack local ...`, `nodestack image ...`, `nodestack molecule ...`, `nodestack bench ...`,
+`nodestack role-docs`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import shlex
 import sys
 import time
 
-from nodestack import bench, molecule_runner
+from nodestack import bench, molecule_runner, role_docs
 from nodestack.bake import job as bake_job
 from nodestack.local_cloud import base_image, local_status, server
 
@@ -41,6 +42,23 @@ def _image(args: argparse.Namespace) -> int:
     return 0
 
 
+def _role_docs(args: argparse.Namespace) -> int:
+    text = role_docs.DOC.read_text()
+    if args.check:
+        stale = role_docs.stale_roles(text)
+        if stale:
+            print(f"docs/roles.md is out of date: run `nodestack role-docs` (tables of {', '.join(stale)})",
+                  file=sys.stderr)
+            return 1
+        print("docs/roles.md is up to date")
+        return 0
+    rendered = role_docs.render(text)
+    if rendered != text:
+        role_docs.DOC.write_text(rendered)
+    print(f"docs/roles.md {'rewritten' if rendered != text else 'already up to date'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="nodestack", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     image.add_argument("action", choices=["build"])
     image.add_argument("--force", action="store_true", help="rebuild even if the recipe is unchanged")
     image.set_defaults(func=_image)
+
+    docs = sub.add_parser("role-docs", help="regenerate docs/roles.md's variable tables from the roles' argument specs")
+    docs.add_argument("--check", action="store_true", help="change nothing; exit 1 if a table is out of date")
+    docs.set_defaults(func=_role_docs)
 
     molecule_runner.add_parser(sub)
     bake_job.add_parser(sub)
