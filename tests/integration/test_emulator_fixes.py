@@ -440,3 +440,30 @@ def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpo
         assert err.value.response["Error"]["Code"] == "IrreversibleInstanceRefresh"
     finally:
         podman("rmi", ami_image(broken), check=False)
+
+
+def _nat_gateway_tag_types(url: str) -> tuple[list[str], list[dict[str, str]]]:
+    """A tagged NAT gateway: each tag's ResourceType, and what a resource-type=natgateway filter finds."""
+    ec2 = _client(url, "ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.77.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.77.0.0/24")["Subnet"]["SubnetId"]
+    eip = ec2.allocate_address(Domain="vpc")["AllocationId"]
+    nat = ec2.create_nat_gateway(SubnetId=subnet, AllocationId=eip, TagSpecifications=[
+        {"ResourceType": "natgateway", "Tags": [{"Key": "Name", "Value": "fix-tags"}]}])["NatGateway"]["NatGatewayId"]
+    ec2.create_tags(Resources=[eip], Tags=[{"Key": "Name", "Value": "fix-tags"}])
+    types = [t["ResourceType"] for t in ec2.describe_tags(
+        Filters=[{"Name": "resource-id", "Values": [nat, eip]}])["Tags"]]
+    found = ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [nat]},
+                                       {"Name": "resource-type", "Values": ["natgateway"]}])["Tags"]
+    return sorted(types), found
+
+
+def test_describe_tags_names_nat_gateways_and_elastic_ips_as_aws_does(local_cloud: server.Endpoint) -> None:
+    types, found = _nat_gateway_tag_types(local_cloud.url)
+    assert types == ["elastic-ip", "natgateway"]
+    assert [(t["Key"], t["Value"]) for t in found] == [("Name", "fix-tags")]
+
+
+def test_plain_moto_names_nat_gateways_its_own_way(plain_moto: str) -> None:
+    types, found = _nat_gateway_tag_types(plain_moto)
+    assert types == ["nat-gateway", "vpc-elastic-ip"] and found == []

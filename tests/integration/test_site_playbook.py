@@ -9,6 +9,7 @@ import secrets
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,31 @@ def recap(output: str) -> dict[str, int]:
     match = re.search(r"localhost\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", output)
     assert match, output
     return dict(zip(("ok", "changed", "unreachable", "failed"), map(int, match.groups()), strict=True))
+
+
+def routes_out(ec2: Any, vpc_id: str) -> dict[str, tuple[str, str | None]]:
+    """Each named route table: (its subnets, the target of its 0.0.0.0/0 route or None)."""
+    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc_id]}])["RouteTables"]
+    out = {}
+    for table in tables:
+        name = next((t["Value"] for t in table.get("Tags", []) if t["Key"] == "Name"), "main")
+        default = [r for r in table["Routes"] if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        subnets = ",".join(sorted(a["SubnetId"] for a in table["Associations"] if a.get("SubnetId")))
+        out[name] = (subnets, (default[0].get("NatGatewayId") or default[0].get("GatewayId")) if default else None)
+    return out
+
+
+def nat_gateways(ec2: Any, vpc_id: str) -> dict[str, str]:
+    """The VPC's live NAT gateways: id -> zone of its subnet."""
+    found = ec2.describe_nat_gateways(Filters=[{"Name": "vpc-id", "Values": [vpc_id]},
+                                               {"Name": "state", "Values": ["pending", "available"]}])["NatGateways"]
+    return {n["NatGatewayId"]: ec2.describe_subnets(SubnetIds=[n["SubnetId"]])["Subnets"][0]["AvailabilityZone"]
+            for n in found}
+
+
+def subnet_ids(ec2: Any, cidr: str) -> str:
+    filters = [{"Name": "cidr-block", "Values": [cidr]}, {"Name": "tag:Project", "Values": ["nodestack"]}]
+    return ",".join(s["SubnetId"] for s in ec2.describe_subnets(Filters=filters)["Subnets"])
 
 
 @dataclass(frozen=True)
@@ -58,6 +84,8 @@ def site(aws_env: dict[str, str], local_cloud: server.Endpoint, promoted_ami: st
 def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, local_cloud: server.Endpoint,
                                                              promoted_ami: str) -> None:
     assert recap(site.second.stdout)["changed"] == 0
+    # Mitogen's strategy notice is silenced where it is understood (plugins/strategy); others still show
+    assert "strategy plugins not included in ansible.builtin" not in site.first.stdout + site.first.stderr
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
 
 
@@ -81,11 +109,15 @@ def test_network_and_iam_are_as_declared(site: SiteRuns, local_cloud: server.End
     assert sorted((s["CidrBlock"], s["AvailabilityZone"], s["MapPublicIpOnLaunch"]) for s in subnets) == [
         ("10.40.0.0/24", "us-east-1a", True), ("10.40.1.0/24", "us-east-1b", True),
         ("10.40.10.0/24", "us-east-1a", False), ("10.40.11.0/24", "us-east-1b", False)]
-    tables = ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpcs[0]["VpcId"]]}])["RouteTables"]
-    routes = {next((t["Value"] for t in rt.get("Tags", []) if t["Key"] == "Name"), "main"):
-              sorted(r.get("DestinationCidrBlock", "") for r in rt["Routes"]) for rt in tables}
-    assert routes["nodeapp-local-public"] == ["0.0.0.0/0", "10.40.0.0/16"]
-    assert routes["nodeapp-local-private"] == ["10.40.0.0/16"], "private subnets must not reach the internet"
+    assert (routes_out(ec2, vpcs[0]["VpcId"])["nodeapp-local-public"][1] or "").startswith("igw-")
+    # stack_nat_gateways=single: one NAT gateway, in the first zone, is both zones' way out
+    nat = nat_gateways(ec2, vpcs[0]["VpcId"])
+    assert list(nat.values()) == ["us-east-1a"]
+    private = {name: route for name, route in routes_out(ec2, vpcs[0]["VpcId"]).items() if "-private-" in name}
+    assert private == {"nodeapp-local-private-us-east-1a": (subnet_ids(ec2, "10.40.10.0/24"), next(iter(nat))),
+                       "nodeapp-local-private-us-east-1b": (subnet_ids(ec2, "10.40.11.0/24"), next(iter(nat)))}
+    eips = ec2.describe_addresses(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}])["Addresses"]
+    assert len(eips) == 1 and {"Key": "Name", "Value": "nodeapp-local-nat-us-east-1a"} in eips[0]["Tags"]
     profile = iam.get_instance_profile(InstanceProfileName="nodeapp-local-app")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == ["nodeapp-local-app"]
     policy = iam.get_role_policy(RoleName="nodeapp-local-app", PolicyName="nodeapp-local-app-least-privilege")
@@ -203,6 +235,9 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_rollout_min_healthy_percentage=150", "stack_rollout_min_healthy_percentage=150 is invalid: give 0 to 100"),
     ("stack_launch_kind=spot", "value of stack_launch_kind must be one of: template, configuration, got: spot"),
     ("stack_volume_size=2", "stack_volume_size=2 is invalid: give the root volume 8 to 16384 GiB"),
+    ("stack_app_port=22", "stack_app_port=22 is invalid: use a TCP port from 1 to 65535 other than 22"),
+    ("stack_asg_max_szie=3", "Unknown stack settings: stack_asg_max_szie (did you mean stack_asg_max_size?)"),
+    ("stack_frobnicate=1", "Unknown stack settings: stack_frobnicate. Fix the name"),
     ("stack_app_config_path=/nodeapp/dev/config", "stack_app_config_path=/nodeapp/dev/config is invalid"),
     ('{"stack_app_config": {"database-url": "x"}}', "stack_app_config=['database-url'] (names) is invalid"),
     ('{"stack_app_config": {"API_KEY": "x"}, "stack_app_secrets": {"API_KEY": "s3cret-value"}}',
@@ -219,6 +254,32 @@ def test_bad_input_is_named_and_nothing_is_called(
     assert request_log.count_calls(log, before)[0] == 0
 
 
+BAD_ZONES = '{"stack_zones": ["us-east-1a", "us-east-1z"]}'
+ZONES_READ, TYPES_READ = "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings"
+
+
+@pytest.mark.parametrize(("playbook_file", "override", "named", "read"), [
+    ("site.yml", BAD_ZONES,
+     "stack_zones=['us-east-1a', 'us-east-1z'] is invalid: us-east-1z is not an available zone of us-east-1",
+     ZONES_READ),
+    ("playbooks/network.yml", BAD_ZONES, "us-east-1z is not an available zone", ZONES_READ),
+    ("site.yml", "stack_instance_type=t3.mcro",
+     "stack_instance_type=t3.mcro is invalid: EC2 offers no such instance type in us-east-1", TYPES_READ),
+    ("playbooks/compute.yml", "stack_instance_type=t3.mcro", "EC2 offers no such instance type", TYPES_READ),
+])
+def test_what_the_region_lacks_is_named_before_any_change(aws_env: dict[str, str], local_cloud: server.Endpoint,
+                                                          playbook_file: str, override: str, named: str,
+                                                          read: str) -> None:
+    log = local_cloud.request_log
+    before = request_log.log_size(log)
+    result = playbook(aws_env, playbook_file, "-e", override)
+    assert result.returncode != 0
+    assert named in result.stdout, result.stdout[-3000:]
+    calls = request_log.count_calls(log, before)[1]
+    assert read in calls
+    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", ZONES_READ, TYPES_READ}, calls
+
+
 @pytest.mark.parametrize("validated", ["missing", "false"])
 def test_an_unpromoted_ami_is_refused_before_any_change(aws_env: dict[str, str], local_cloud: server.Endpoint,
                                                         validated: str) -> None:
@@ -229,4 +290,54 @@ def test_an_unpromoted_ami_is_refused_before_any_change(aws_env: dict[str, str],
     assert result.returncode != 0
     assert f"AMI {ami} is {'missing' if validated == 'missing' else 'not promoted'}" in result.stdout
     calls = request_log.count_calls(log, before)[1]
-    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", "ec2:DescribeImages"}, calls
+    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", ZONES_READ, TYPES_READ,
+                          "ec2:DescribeImages"}, calls
+
+
+@pytest.mark.usefixtures("site")
+def test_nat_gateways_and_endpoints_follow_the_settings(aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+    """One NAT gateway per zone, then none with an SSM endpoint, then back to the default: what a
+    setting no longer asks for goes, Elastic IPs included (they cost money)."""
+    ec2 = client(local_cloud.url, "ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "tag:Name", "Values": ["nodeapp-local"]}])["Vpcs"][0]["VpcId"]
+
+    def network(*overrides: str) -> None:
+        result = playbook(aws_env, "playbooks/network.yml", *[a for o in overrides for a in ("-e", o)])
+        assert result.returncode == 0, result.stdout[-3000:]
+
+    # A stack made before the per-zone private tables: one table for both private subnets.
+    legacy = ec2.create_route_table(VpcId=vpc, TagSpecifications=[{"ResourceType": "route-table", "Tags": [
+        {"Key": "Name", "Value": "nodeapp-local-private"}, {"Key": "Project", "Value": "nodestack"},
+        {"Key": "Environment", "Value": "local"}]}])["RouteTable"]["RouteTableId"]
+    for table in ec2.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"]:
+        for association in table["Associations"]:
+            if association.get("SubnetId") and "-private-" in str(table.get("Tags")):
+                ec2.replace_route_table_association(AssociationId=association["RouteTableAssociationId"],
+                                                    RouteTableId=legacy)
+    assert routes_out(ec2, vpc)["nodeapp-local-private"][0].count("subnet-") == 2
+
+    network("stack_nat_gateways=per_zone")
+    assert "nodeapp-local-private" not in routes_out(ec2, vpc)
+    nat = {zone: nat_id for nat_id, zone in nat_gateways(ec2, vpc).items()}
+    assert set(nat) == {"us-east-1a", "us-east-1b"}
+    routes = routes_out(ec2, vpc)
+    assert routes["nodeapp-local-private-us-east-1a"] == (subnet_ids(ec2, "10.40.10.0/24"), nat["us-east-1a"])
+    assert routes["nodeapp-local-private-us-east-1b"] == (subnet_ids(ec2, "10.40.11.0/24"), nat["us-east-1b"])
+
+    network("stack_nat_gateways=none", '{"stack_vpc_endpoints": ["ssm"]}')
+    assert nat_gateways(ec2, vpc) == {}
+    assert ec2.describe_addresses(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}])["Addresses"] == []
+    assert {name: target for name, (_, target) in routes_out(ec2, vpc).items() if "-private-" in name} == {
+        "nodeapp-local-private-us-east-1a": None, "nodeapp-local-private-us-east-1b": None}
+    endpoints = ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                                    {"Name": "vpc-endpoint-state", "Values": ["available"]}])
+    [endpoint] = endpoints["VpcEndpoints"]
+    assert (endpoint["ServiceName"], endpoint["VpcEndpointType"]) == ("com.amazonaws.us-east-1.ssm", "Interface")
+    assert sorted(endpoint["SubnetIds"]) == sorted(subnet_ids(ec2, c) for c in ("10.40.10.0/24", "10.40.11.0/24"))
+    assert [g["GroupName"] for g in endpoint["Groups"]] == ["nodeapp-local-endpoints"]
+
+    network()
+    assert list(nat_gateways(ec2, vpc).values()) == ["us-east-1a"]
+    assert ec2.describe_vpc_endpoints(Filters=[{"Name": "vpc-id", "Values": [vpc]},
+                                              {"Name": "vpc-endpoint-state", "Values": ["available"]}])[
+        "VpcEndpoints"] == []

@@ -14,6 +14,7 @@ from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
 
@@ -75,6 +76,21 @@ def _elb_attributes_of_missing_lb() -> None:
     ELBResponse.describe_load_balancer_attributes = describe  # type: ignore[method-assign]
 
 
+# DescribeTags' resource-type for each id prefix, as the EC2 API reference names it where
+# moto's own name differs (moto: "nat-gateway", "vpc-elastic-ip").
+DESCRIBE_TAGS_RESOURCE_TYPES = {"nat": "natgateway", "eipalloc": "elastic-ip"}
+
+
+def _describe_tags_resource_types() -> None:
+    """ec2 DescribeTags: NAT gateways and Elastic IPs under moto's own resource-type names.
+
+    AWS: the resource-type filter and each tag's ResourceType say `natgateway` and
+    `elastic-ip`. amazon.aws's tag helpers filter by `natgateway`, found nothing, and so
+    `ec2_vpc_nat_gateway` re-tagged an existing gateway (changed) on every run.
+    """
+    EC2_PREFIX_TO_RESOURCE.update(DESCRIBE_TAGS_RESOURCE_TYPES)
+
+
 FIXES: tuple[Fix, ...] = (
     Fix("autoscaling-disable-metrics-collection", "DisableMetricsCollection implemented", _disable_metrics_collection),
     Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound",
@@ -92,6 +108,8 @@ FIXES: tuple[Fix, ...] = (
         fix_image_imds_support.apply),
     Fix("elbv2-alb-default-attributes", "a new ALB has every attribute AWS documents, with its defaults",
         fix_alb_default_attributes.apply),
+    Fix("ec2-describe-tags-resource-types", "DescribeTags names NAT gateways natgateway and Elastic IPs elastic-ip",
+        _describe_tags_resource_types),
     Fix("elb-target-health", "DescribeTargetHealth / DescribeInstanceHealth report the data plane's health checks",
         fix_target_health.apply),
 )
