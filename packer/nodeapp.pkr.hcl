@@ -10,6 +10,17 @@ variable "env" {
   description = "dev or prod: picks the AMI name, tags and the playbook's variables."
 }
 
+# From the naming map (roles/stack/vars/main.yml) and the inventory: the bake job passes them.
+variable "app_name" {
+  type        = string
+  description = "The app's name (the inventory's stack_app_name): names the AMI."
+}
+
+variable "project" {
+  type        = string
+  description = "The Project tag's value (the naming map's stack__project)."
+}
+
 variable "region" {
   type    = string
   default = "us-east-1"
@@ -184,10 +195,10 @@ variable "python" {
 }
 
 locals {
-  ami_name = "nodeapp-${var.env}-${var.build_timestamp}"
+  ami_name = "${var.app_name}-${var.env}-${var.build_timestamp}"
   origin_tags = {
     Name           = local.ami_name
-    Project        = "nodestack"
+    Project        = var.project
     Environment    = var.env
     BuildTimestamp = var.build_timestamp
     GitRevision    = var.git_revision
@@ -243,7 +254,7 @@ source "amazon-ebs" "app" {
   ssh_timeout          = "5m"
 
   ami_name        = local.ami_name
-  ami_description = "nodeapp ${var.env} app server, app ${var.app_revision}, Node.js ${var.nodejs_version}"
+  ami_description = "${var.app_name} ${var.env} app server, app ${var.app_revision}, Node.js ${var.nodejs_version}"
   tags            = local.origin_tags
   run_tags        = merge(local.origin_tags, { Name = "packer-build-${local.ami_name}" })
 }

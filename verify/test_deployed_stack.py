@@ -19,14 +19,15 @@ def group(aws: Any, declared: dict[str, Any]) -> dict[str, Any]:
 @pytest.fixture(scope="session")
 def private_subnets(aws: Any, declared: dict[str, Any]) -> set[str]:
     subnets = aws("ec2").describe_subnets(Filters=[
-        {"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": [declared["env"]]},
+        {"Name": "tag:Project", "Values": [declared["project"]]},
+        {"Name": "tag:Environment", "Values": [declared["env"]]},
         {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
     return {s["SubnetId"] for s in subnets}
 
 
 @pytest.fixture(scope="session")
 def groups_by_name(aws: Any, declared: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = aws("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]},
+    found = aws("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [declared["project"]]},
                                                          {"Name": "tag:Environment", "Values": [declared["env"]]}])
     return {g["GroupName"]: g for g in found["SecurityGroups"]}
 
@@ -61,9 +62,9 @@ def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any]
     assert spec["MetadataOptions"]["HttpTokens"] == "required"
     assert all(b["Ebs"]["Encrypted"] for b in spec["BlockDeviceMappings"])
     profile = spec["IamInstanceProfile"]  # the module names it by ARN
-    assert (profile.get("Name") == f"{declared['name']}-app"
-            or profile["Arn"].endswith(f"instance-profile/{declared['name']}-app"))
-    assert spec["SecurityGroupIds"] == [groups_by_name[f"{declared['name']}-app"]["GroupId"]]
+    assert (profile.get("Name") == declared["names"]["instance_role"]
+            or profile["Arn"].endswith(f"instance-profile/{declared['names']['instance_role']}"))
+    assert spec["SecurityGroupIds"] == [groups_by_name[declared["names"]["app_group"]]["GroupId"]]
 
 
 def test_ami_allows_only_imdsv2(aws: Any, declared: dict[str, Any]) -> None:
@@ -138,28 +139,32 @@ def _ingress(group: dict[str, Any], key: str = "IpPermissions") -> set[tuple[int
 
 def test_security_group_ingress_exactly_as_declared(groups_by_name: dict[str, dict[str, Any]],
                                                     declared: dict[str, Any]) -> None:
-    lb, app = groups_by_name[f"{declared['name']}-lb"], groups_by_name[f"{declared['name']}-app"]
+    lb, app = groups_by_name[declared["names"]["lb_group"]], groups_by_name[declared["names"]["app_group"]]
     assert _ingress(lb) == {(80, "0.0.0.0/0"), (443, "0.0.0.0/0")}
     expected_app = {(declared["app_port"], lb["GroupId"])}
     if declared["bastion_enabled"]:
-        expected_app.add((22, groups_by_name[f"{declared['name']}-bastion"]["GroupId"]))
+        expected_app.add((22, groups_by_name[declared["names"]["bastion_group"]]["GroupId"]))
     assert _ingress(app) == expected_app
 
 
 def test_security_group_egress_only_what_is_needed(groups_by_name: dict[str, dict[str, Any]],
                                                     declared: dict[str, Any]) -> None:
-    lb, app = groups_by_name[f"{declared['name']}-lb"], groups_by_name[f"{declared['name']}-app"]
+    lb, app = groups_by_name[declared["names"]["lb_group"]], groups_by_name[declared["names"]["app_group"]]
     assert _ingress(lb, "IpPermissionsEgress") == {(declared["app_port"], app["GroupId"])}
     assert _ingress(app, "IpPermissionsEgress") == {(port, "0.0.0.0/0") for port in declared["app_egress_ports"]}
     assert all(p["IpProtocol"] == "tcp" for g in (lb, app) for p in g["IpPermissionsEgress"]), "no all-traffic egress"
 
 
 def test_alarms(aws: Any, declared: dict[str, Any]) -> None:
-    names = [f"{declared['release']}-{suffix}" for suffix in ("cpu-high", "cpu-low", "unhealthy-hosts")]
+    names = declared["alarms"]
     alarms = {a["AlarmName"]: a for a in aws("cloudwatch").describe_alarms(AlarmNames=names)["MetricAlarms"]}
     assert sorted(alarms) == sorted(names)
     assert ":scalingPolicy:" in alarms[names[0]]["AlarmActions"][0]
     assert alarms[names[2]]["MetricName"] == "UnHealthyHostCount"
+    for name, alarm in alarms.items():  # what teardown finds them by
+        listed = aws("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
+        tags = {t["Key"]: t["Value"] for t in listed}
+        assert (tags.get("Project"), tags.get("Environment")) == (declared["project"], declared["env"]), name
 
 
 def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, Any]) -> None:

@@ -62,7 +62,18 @@ def stack_subnet_plan(zones: list[str], public: list[str], private: list[str]) -
             for tier, cidr in (("public", pub), ("private", priv))]
 
 
+def stack_subnet_ids(results: list[dict[str, Any]]) -> dict[str, dict[str, str]]:
+    """tier -> zone -> subnet id, from ec2_vpc_subnet's looped results over stack_subnet_plan
+    (a subnet still to be created in check mode has no id and is left out)."""
+    ids: dict[str, dict[str, str]] = {"public": {}, "private": {}}
+    for result in results:
+        subnet_id = (result.get("subnet") or {}).get("id")
+        if subnet_id:
+            ids[result["item"]["tier"]][result["item"]["zone"]] = subnet_id
+    return ids
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"stack_network_problems": stack_network_problems, "stack_subnet_plan": stack_subnet_plan,
-                "stack_is_cidr": stack_is_cidr}
+                "stack_is_cidr": stack_is_cidr, "stack_subnet_ids": stack_subnet_ids}

@@ -16,10 +16,11 @@ def _tag_dict(tags: Any) -> dict[str, str]:
     return pairs
 
 
-def stack_owned(resources: list[dict[str, Any]], env: str, tags_key: str = "tags") -> list[dict[str, Any]]:
-    """The resources whose tags say Project=nodestack and Environment=env."""
+def stack_owned(resources: list[dict[str, Any]], project: str, env: str,
+                tags_key: str = "tags") -> list[dict[str, Any]]:
+    """The resources whose tags say Project=project (the naming map's stack__project) and Environment=env."""
     return [r for r in resources
-            if _tag_dict(r.get(tags_key)).get("Project") == "nodestack"
+            if _tag_dict(r.get(tags_key)).get("Project") == project
             and _tag_dict(r.get(tags_key)).get("Environment") == env]
 
 

@@ -89,6 +89,16 @@ def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, lo
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
 
 
+@pytest.mark.parametrize("layer", ["iam", "network", "security_groups", "load_balancer", "compute", "dns"])
+def test_each_layer_runs_alone_and_finds_the_stack_as_site_left_it(site: SiteRuns, aws_env: dict[str, str],
+                                                                   layer: str) -> None:
+    # alone, a layer looks up by tag and name what site.yml handed it from the layers before
+    result = playbook(aws_env, f"playbooks/{layer}.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
+    assert f"TASK [stack_{layer} : " in result.stdout
+
+
 def test_the_apps_configuration_is_in_ssm_and_its_secret_in_no_output(site: SiteRuns,
                                                                          local_cloud: server.Endpoint) -> None:
     ssm = client(local_cloud.url, "ssm")

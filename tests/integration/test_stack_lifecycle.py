@@ -57,6 +57,9 @@ def test_check_mode_on_an_empty_account_changes_nothing(cloud: server.Endpoint, 
     result = playbook(env, "site.yml", "--check", "--diff")
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result.stdout)["changed"] > 0, "check mode must show what would change"
+    # the preview goes on past the instance role to the network, where the VPC is first needed
+    for layer, task in (("stack_iam", "Create the instance role"), ("stack_network", "Create the VPC")):
+        assert "changed:" in result.stdout.split(f"TASK [{layer} : {task}")[1].split("TASK [")[0], task
     assert writes_since(cloud, before) == []
 
 
@@ -79,7 +82,7 @@ def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoi
     check = playbook(env, "site.yml", "--check", "--diff", "-e", "stack_app_port=3001",
                      "-e", "stack_health_check_port=3001")
     assert check.returncode == 0, check.stdout[-3000:]
-    app_group_task = check.stdout.split("TASK [App group")[1].split("TASK [")[0]
+    app_group_task = check.stdout.split("App group - ")[1].split("TASK [")[0]
     assert '-            "from_port": 3000,' in app_group_task and '+            "from_port": "3001",' in app_group_task
     assert writes_since(cloud, before) == []
     app = client(cloud.url, "ec2").describe_security_groups(
@@ -217,6 +220,12 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     other = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
         {"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "dev"},
         {"Key": "Name", "Value": "nodeapp-local"}]}])
+    # an alarm of the team's own under the stack's name prefix, tagged like the stack's: not a release's
+    cloudwatch = client(cloud.url, "cloudwatch")
+    cloudwatch.put_metric_alarm(
+        AlarmName="nodeapp-local-disk-full", MetricName="x", Namespace="Team", Statistic="Maximum", Period=60,
+        EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
+        Tags=[{"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "local"}])
     result = playbook(env, "playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]
@@ -226,7 +235,7 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     assert client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"] == []
     assert client(cloud.url, "elbv2").describe_target_groups()["TargetGroups"] == []
     assert client(cloud.url, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"] == []
-    assert client(cloud.url, "cloudwatch").describe_alarms()["MetricAlarms"] == []
+    assert [a["AlarmName"] for a in cloudwatch.describe_alarms()["MetricAlarms"]] == ["nodeapp-local-disk-full"]
     assert client(cloud.url, "iam").list_instance_profiles()["InstanceProfiles"] == []
     assert client(cloud.url, "route53").list_hosted_zones()["HostedZones"] == []
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[other["Vpc"]["VpcId"]])["Vpcs"]] == [other["Vpc"]["VpcId"]]

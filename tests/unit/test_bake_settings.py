@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nodestack.bake import app_source, settings
+from nodestack import names
+from nodestack.bake import app_source, job, settings
 from nodestack.bake.build_host import TEAM_REPO_MOUNT
+from nodestack.bake.target import Target
 from nodestack.paths import REPO_ROOT
 
 
@@ -51,6 +53,27 @@ def test_an_undefined_reference_is_a_clear_error() -> None:
 def test_a_port_that_is_not_a_number_is_refused() -> None:
     with pytest.raises(settings.BakeConfigError, match="auto_start_port='http' .* must be numbers"):
         settings.load("dev", local=True, overrides={"stack_app_port": "http"})
+
+
+def test_the_app_name_comes_from_the_inventory_and_names_the_ami_and_its_parameter() -> None:
+    loaded = settings.load("dev", local=True, overrides={"stack_app_name": "shop"})
+    assert loaded.app_name == "shop"
+    variables = job.packer_variables(Target(local=True, region="us-east-1", aws_env={
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}),
+        loaded, Path("/nonexistent"), "20261204000000")
+    assert (variables["app_name"], variables["project"]) == ("shop", names.project())
+    # the parameter site.yml reads (roles/stack/vars/main.yml's ami_parameter), not nodeapp's
+    assert names.ami_parameter(loaded.app_name, "dev") == "/shop/dev/ami/latest"
+
+
+def test_an_app_name_the_stack_would_refuse_is_refused_before_the_build() -> None:
+    with pytest.raises(settings.BakeConfigError, match="stack_app_name='Shop App' in .* is invalid: give the app"):
+        settings.load("dev", local=True, overrides={"stack_app_name": "Shop App"})
+
+
+def test_the_project_tag_is_the_naming_maps() -> None:
+    naming_map = yaml.safe_load((REPO_ROOT / "roles/stack/vars/main.yml").read_text())
+    assert names.project() == naming_map["stack__project"] != ""
 
 
 # The app repository to bake (issue 11): the configured one; locally the sample app only when none is.

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
+from nodestack import names
 from nodestack.bake import packer_build, packer_log, registry, settings, validate
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.bake.imds_guard import ImdsGuard
@@ -39,7 +40,6 @@ from nodestack.bake.target import (
 from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, state_dir
 
-APP = "nodeapp"
 DEFAULT_KEEP = 5
 DEFAULT_TIMEOUT_S = 1800
 # With nodejs_version auto, where the image checks write the version the app runs (in the workdir).
@@ -75,6 +75,8 @@ def git_revision() -> str:
 def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir: Path, stamp: str) -> dict[str, str]:
     variables = {
         "region": target.region,
+        "app_name": env_settings.app_name,
+        "project": names.project(),
         "build_timestamp": stamp,
         "git_revision": git_revision(),
         "nodejs_version": env_settings.nodejs_version,
@@ -185,7 +187,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 phase("build_host", began)
                 container = reach.pop("local_container", "")
                 variables.update(reach)
-                guard = ImdsGuard(ec2, f"nodeapp-{env}-{stamp}")
+                guard = ImdsGuard(ec2, f"{env_settings.app_name}-{env}-{stamp}")
                 guard.start()
                 began = time.monotonic()
                 try:
@@ -223,7 +225,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 registry.mark_failed(ec2, artifact.ami_id, outcome.detail.strip().splitlines()[-1])
                 validate.remove_local_image(artifact.ami_id)
                 raise BakeError(f"validation failed; {artifact.ami_id} deregistered, not promoted:\n{outcome.detail}")
-            result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, APP, env)
+            result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, env_settings.app_name, env)
             result.promoted = True
             began = time.monotonic()
             plan = registry.plan_prune(ec2, autoscaling, env, keep)

@@ -7,17 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PROJECT_TAG = ("Project", "nodestack")
-
-
-def ssm_parameter(app: str, env: str) -> str:
-    return f"/{app}/{env}/ami/latest"
+from nodestack import names
 
 
 def promote(ec2: Any, ssm: Any, ami_id: str, app: str, env: str) -> str:
     """Mark a validated AMI and publish it where the provisioning playbooks read it."""
     ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "true"}])
-    name = ssm_parameter(app, env)
+    name = names.ami_parameter(app, env)
     ssm.put_parameter(Name=name, Value=ami_id, Type="String", Overwrite=True,
                       Description=f"newest validated {env} AMI of {app}, set by the bake job")
     return name
@@ -50,7 +46,7 @@ def mark_failed(ec2: Any, ami_id: str, reason: str) -> None:
 
 
 def project_images(ec2: Any, env: str) -> list[dict[str, Any]]:
-    filters = [{"Name": f"tag:{PROJECT_TAG[0]}", "Values": [PROJECT_TAG[1]]},
+    filters = [{"Name": "tag:Project", "Values": [names.project()]},
                {"Name": "tag:Environment", "Values": [env]}]
     return list(ec2.describe_images(Owners=["self"], Filters=filters)["Images"])
 

@@ -81,6 +81,7 @@ class AppCheck:
 @dataclass(frozen=True)
 class EnvSettings:
     env: str
+    app_name: str  # the inventory's stack_app_name: names the AMI and its SSM parameter
     # group_vars as written (templates and Vault references kept: Ansible resolves them in the build)
     playbook_vars: dict[str, Any] = field(repr=False)
     nodejs_version: str
@@ -109,9 +110,11 @@ class EnvSettings:
 
 
 # What the bake itself needs to know, resolved by Ansible as the roles will see it.
+# the stack role's check of stack_app_name, as the bake needs it before the stack exists
+_APP_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}")
 _RESOLVED = ["nodejs_version", "app_source_version", "app_source_repo", "auto_start_service", "auto_start_port",
              "auto_start_health_path", "auto_start_health_status", "users_service_name", "users_service_home",
-             "app_config_path"]
+             "app_config_path", "stack_app_name"]
 
 
 def _vault_file(inventory: Path, values: dict[str, Any], local: bool) -> Path | None:
@@ -170,6 +173,11 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
     if not _SEMVER.match(version) and version != "auto":
         raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as "
                               "22.11.0, or auto to take it from the app's .nvmrc, .node-version or engines.node")
+    app_name = str(found.get("stack_app_name") or "")
+    if not _APP_NAME.fullmatch(app_name):
+        raise BakeConfigError(f"stack_app_name={app_name!r} in {inventory / 'group_vars'} is invalid: give the "
+                              "app's name, 2-31 lowercase letters, digits or '-' starting with a letter (it names "
+                              "the AMI and the SSM parameter the stack reads it from)")
     revision = str(resolved.get("app_source_version", "")).strip()
     if not revision:
         raise BakeConfigError(f"app_source_version is empty in {source}: set the tag or commit to bake")
@@ -183,5 +191,5 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
     except app_source.AppSourceError as exc:
         raise BakeConfigError(str(exc)) from exc
     values.update(checkout.values)
-    return EnvSettings(env, values, version, revision, AppCheck.from_vars(resolved, source),
+    return EnvSettings(env, app_name, values, version, revision, AppCheck.from_vars(resolved, source),
                        _vault_file(inventory, values, local), checkout.note, checkout.team_repo)

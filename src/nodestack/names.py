@@ -1,0 +1,31 @@
+"""The naming map's entries the Python side needs (the bake's AMI tags, SSM parameter and
+pruning), read from the one map the playbooks use: roles/stack/vars/main.yml."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jinja2
+import yaml
+
+from nodestack.paths import REPO_ROOT
+
+NAMING_MAP = REPO_ROOT / "roles" / "stack" / "vars" / "main.yml"
+
+
+@functools.cache
+def _map() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(NAMING_MAP.read_text())
+    return loaded
+
+
+def project() -> str:
+    """The value of every resource's Project tag (stack__project)."""
+    return str(_map()["stack__project"])
+
+
+def ami_parameter(app: str, env: str) -> str:
+    """The SSM parameter naming env's promoted AMI of app (stack__names.ami_parameter)."""
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(_map()["stack__names"]["ami_parameter"])
+    return template.render(stack_app_name=app, stack_ami_env=env)

@@ -1,0 +1,67 @@
+"""The stack's filters (plugins/filter): which stack_* names are settings, the naming map's
+patterns filled across releases, and the network layer's subnet ids by tier and zone."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "plugins" / "filter" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+settings, network = _load("stack_settings"), _load("stack_network")
+
+
+def test_every_stack_roles_spec_and_defaults_are_settings() -> None:
+    known = settings.stack_settings(str(REPO / "roles"))
+    layers = [p.parents[1].name for p in (REPO / "roles").glob("stack_*/meta/argument_specs.yml")]
+    assert len(layers) >= 6
+    assert {f"{layer}_state" for layer in layers} <= known
+    assert {"stack_asg_max_size", "stack_app_name", "stack_tags", "stack_release_name"} <= known
+    assert not any("__" in name for name in known), "the stack's own names are not settings"
+
+
+def test_a_misspelt_setting_is_named_with_the_nearest_and_the_stacks_own_names_pass() -> None:
+    names = ["stack_asg_max_szie", "stack_frobnicate", "stack_asg_min_size", "stack__deploy_ami",
+             "stack_network__vpc", "stack_compute_state"]
+    assert settings.stack_unknown_settings(names, str(REPO / "roles")) == [
+        "stack_asg_max_szie (did you mean stack_asg_max_size?)", "stack_frobnicate"]
+
+
+def test_a_layer_state_must_belong_to_a_layer(tmp_path: Path) -> None:
+    role = tmp_path / "stack_extra" / "meta"
+    role.mkdir(parents=True)
+    (role / "argument_specs.yml").write_text(yaml.safe_dump(
+        {"argument_specs": {"main": {"options": {"stack_extra_state": {"type": "str"}}}}}))
+    assert settings.stack_unknown_settings(["stack_extra_state", "stack_other_state"], str(tmp_path)) == [
+        "stack_other_state (did you mean stack_extra_state?)"]
+
+
+def test_naming_map_patterns_are_filled_for_each_release() -> None:
+    releases = ["app-dev", "app-dev-blue"]
+    assert settings.stack_format_each(releases, "%s-app") == ["app-dev-app", "app-dev-blue-app"]
+    pairs = [[r, level] for r in releases for level in ("high", "low")]  # Jinja's product, as lists
+    assert settings.stack_format_each(pairs, "%s-cpu-%s") == [
+        "app-dev-cpu-high", "app-dev-cpu-low", "app-dev-blue-cpu-high", "app-dev-blue-cpu-low"]
+
+
+def test_subnet_ids_by_tier_and_zone_leave_out_what_check_mode_has_not_made() -> None:
+    results = [
+        {"item": {"tier": "public", "zone": "z-a"}, "subnet": {"id": "subnet-1"}},
+        {"item": {"tier": "private", "zone": "z-a"}, "subnet": {"id": "subnet-2"}},
+        {"item": {"tier": "public", "zone": "z-b"}, "subnet": {"id": "subnet-3"}},
+        {"item": {"tier": "private", "zone": "z-b"}, "changed": True},  # check mode: to be created
+    ]
+    assert network.stack_subnet_ids(results) == {"public": {"z-a": "subnet-1", "z-b": "subnet-3"},
+                                                 "private": {"z-a": "subnet-2"}}
