@@ -3,7 +3,11 @@ repository (read-only, trusted by git) when app_source_repo is a directory of th
 
 from __future__ import annotations
 
+import fcntl
+import threading
 from pathlib import Path
+
+import pytest
 
 from nodestack.bake import build_host
 
@@ -24,3 +28,24 @@ def test_the_team_repository_is_mounted_read_only_beside_the_sample() -> None:
     assert "/repo/.state/git-fixture:/srv/app-remote:ro" in arguments
     assert build_host.safe_directories(Path("/home/me/app")) == [
         "/srv/app-remote/app.git", "/srv/team-remote", "/srv/team-remote/.git"]
+
+
+def test_a_second_build_host_of_an_environment_waits_for_its_apt_cache(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    # two bakes of dev at once (two state directories on one machine) shared the cache and one
+    # build failed on apt's lock; now the second waits until the first build host is removed
+    monkeypatch.setattr(build_host, "REPO_ROOT", tmp_path)
+    first, second = (build_host.LocalBuildHost(f"b{n}", "dev", object()) for n in (1, 2))
+    assert first._apt_cache() == tmp_path / ".state" / "apt-cache" / "dev"
+    waiter = threading.Thread(target=second._apt_cache)
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive(), "the second build host did not wait for the cache"
+    monkeypatch.setattr(build_host, "podman", lambda *args, **kwargs: None)
+    first.remove()
+    waiter.join(5)
+    assert not waiter.is_alive()
+    with (tmp_path / ".state" / "apt-cache" / "dev.lock").open() as handle:  # held by the second now
+        with pytest.raises(BlockingIOError):
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    second.remove()

@@ -4,6 +4,7 @@ pair Packer names. Removed afterwards, also on failure or Ctrl-C."""
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -146,9 +147,18 @@ class LocalBuildHost:
                                             for k in host_keys if k))
 
     def _apt_cache(self) -> Path:
-        """One .deb cache per environment (parallel bakes would contend for apt's lock)."""
+        """One .deb cache per environment, shared by this machine's bakes of it. apt in two build
+        hosts cannot share the cache (its lock fails at once, "held by process 0"), so a build host
+        holds the cache's lock for its life: a second bake of the environment waits its turn."""
         path = REPO_ROOT / ".state" / "apt-cache" / self.env
         (path / "partial").mkdir(parents=True, exist_ok=True)
+        self._apt_lock = (path.parent / f"{self.env}.lock").open("a+")  # closed (released) by remove()
+        try:
+            fcntl.flock(self._apt_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[{self.env}] waiting for the {self.env} apt cache ({path}): another bake of {self.env} "
+                  "on this machine uses it", flush=True)
+            fcntl.flock(self._apt_lock, fcntl.LOCK_EX)
         return path
 
     def _wait_for_sshd(self, timeout_s: float = 60) -> None:
@@ -160,6 +170,8 @@ class LocalBuildHost:
 
     def remove(self) -> None:
         podman("rm", "-f", "-t", "0", self.name, check=False)
+        if getattr(self, "_apt_lock", None):
+            self._apt_lock.close()
         if getattr(self, "_key", None):
             self._key.__exit__(None, None, None)
         if getattr(self, "_workdir", None):
