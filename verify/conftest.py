@@ -8,10 +8,21 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    ProfileNotFound,
+    ReadTimeoutError,
+)
 
 
 @pytest.fixture(scope="session")
@@ -30,6 +41,82 @@ def aws(declared: dict[str, Any]) -> Any:
                             aws_secret_access_key=conn.get("secret_key") or None)
 
     def client(service: str) -> Any:
-        return session.client(service, endpoint_url=conn.get("endpoint_url") or None)
+        made = session.client(service, endpoint_url=conn.get("endpoint_url") or None)
+        made.meta.events.register("before-call", lambda model, **_: _last_call.update(
+            name=f"{model.service_model.endpoint_prefix}:{model.name}"))
+        return made
 
     return client
+
+
+# Failures that say nothing about the stack: the AWS endpoint or the credentials. Reported in
+# one line naming the call, exit status 3, never as drift (playbooks/verify.yml reads both).
+UNREACHABLE = (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ConnectionClosedError)
+THROTTLED = {"Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException",
+             "RequestThrottled", "SlowDown"}
+EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
+DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId",
+          "UnrecognizedClientException", "AuthFailure", "SignatureDoesNotMatch"}
+NOT_DRIFT = 3
+_last_call = {"name": "an AWS call"}  # as service:Operation
+_problems: pytest.StashKey[dict[str, str]] = pytest.StashKey()  # kind -> its first occurrence
+_log: pytest.StashKey[Path] = pytest.StashKey()
+
+
+def not_drift(exc: BaseException, endpoint: str) -> tuple[str, str] | None:
+    """What stopped the checks and one line naming it, when it is the endpoint or the credentials."""
+    call = _last_call["name"]
+    where = endpoint or "AWS"
+    if isinstance(exc, UNREACHABLE):
+        return "unreachable", (f"cannot reach {where} ({call}: {exc}); check the endpoint and the network, "
+                               "then re-run verify.yml")
+    if isinstance(exc, (NoCredentialsError, ProfileNotFound)):
+        return "credentials", f"no usable credentials for {where} ({call}: {exc}); set aws_profile or the keys"
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        if code in THROTTLED:
+            return "throttled", f"{call} on {where} was throttled beyond the retries ({code}); re-run verify.yml later"
+        if code in EXPIRED:
+            return "expired", (f"the credentials for {where} have expired ({call}: {code}); renew them and "
+                               "re-run verify.yml")
+        if code in DENIED:
+            return "denied", (f"{call} on {where} was denied ({code}): grant it to the identity running verify.yml "
+                              "(its read-only policy)")
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[_problems] = {}
+    log = os.environ.get("NODESTACK_VERIFY_LOG")
+    if log:
+        path = config.stash[_log] = Path(log)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+        path.chmod(0o600)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport,
+                                                                                            pytest.TestReport]:
+    report = yield
+    if call.excinfo is not None:
+        endpoint = json.loads(os.environ.get("NODESTACK_VERIFY") or "{}").get("connection", {}).get("endpoint_url", "")
+        problem = not_drift(call.excinfo.value, endpoint)
+        if problem:
+            item.config.stash[_problems].setdefault(*problem)
+    if report.failed and _log in item.config.stash:
+        with item.config.stash[_log].open("a") as log:
+            log.write(f"=== {report.nodeid} ({report.when})\n{report.longreprtext}\n\n")
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if session.config.stash[_problems]:
+        session.exitstatus = NOT_DRIFT
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    for problem in config.stash[_problems].values():
+        terminalreporter.write_line(f"verify: could not check the stack: {problem}")
+    if _log in config.stash and config.stash[_log].stat().st_size:
+        terminalreporter.write_line(f"verify: details in {config.stash[_log]}")

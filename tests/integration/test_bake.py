@@ -212,8 +212,7 @@ def test_local_images_serve_the_team_app_after_boot(baked: dict[str, object]) ->
 
 def test_no_build_container_or_key_pair_left(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
     # this module's builds (another module may be baking on its own cloud meanwhile)
-    builds = {f"nodestack-bake-{env}-{entry['ami_name'].rsplit('-', 1)[1]}"
-              for env, entry in baked["report"].items()}  # type: ignore[attr-defined]
+    builds = {entry["build_name"] for entry in baked["report"].values()}  # type: ignore[attr-defined]
     assert builds and not builds & set(podman("ps", "-a", "--format", "{{.Names}}").stdout.split())
     pairs = client(local_cloud.url, "ec2").describe_key_pairs()["KeyPairs"]
     assert not [p for p in pairs if p["KeyName"].startswith("nodestack-bake-")]

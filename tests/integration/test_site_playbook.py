@@ -9,11 +9,13 @@ import secrets
 import subprocess
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from nodestack.local_cloud import request_log, server
+from nodestack.paths import free_port
 from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, make_image
 
 
@@ -302,6 +304,24 @@ def test_an_unpromoted_ami_is_refused_before_any_change(aws_env: dict[str, str],
     calls = request_log.count_calls(log, before)[1]
     assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", ZONES_READ, TYPES_READ,
                           "ec2:DescribeImages"}, calls
+
+
+def test_verify_names_an_endpoint_that_does_not_answer_and_reports_no_drift(aws_env: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    env = {**aws_env, "AWS_ENDPOINT_URL": dead, "NODESTACK_STATE_DIR": str(tmp_path)}
+    # as when the endpoint stops answering after site.yml found the AMI
+    result = playbook(env, "playbooks/verify.yml", "-e", '{"stack__deploy_ami": {"image_id": "ami-0123456789abcdef0"}}')
+    assert result.returncode != 0
+    message = re.search(r'"msg": "(.*)"', result.stdout)
+    assert message, result.stdout[-3000:]
+    assert re.fullmatch(rf"nodeapp-local could not be verified, which says nothing of drift: cannot reach {dead} "
+                        r"\(\w+:\w+: Could not connect[^;]*; check the endpoint and the network, then re-run "
+                        r"verify\.yml",
+                        message.group(1)), message.group(1)
+    assert "does not match" not in result.stdout and "Traceback" not in result.stdout
+    log = tmp_path / "verify" / "nodeapp-local.log"
+    assert "EndpointConnectionError" in log.read_text() and log.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.usefixtures("site")

@@ -3,6 +3,7 @@ guard, an interrupted run, teardown."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -52,6 +53,13 @@ def group_amis(cloud: server.Endpoint) -> list[str]:
     return sorted(i["ImageId"] for r in reservations for i in r["Instances"])
 
 
+def template_ami(cloud: server.Endpoint) -> str:
+    """The AMI the group's scale-outs launch: its launch template's default version's."""
+    versions = client(cloud.url, "ec2").describe_launch_template_versions(
+        LaunchTemplateName="nodeapp-local", Versions=["$Default"])["LaunchTemplateVersions"]
+    return str(versions[0]["LaunchTemplateData"]["ImageId"])
+
+
 def test_check_mode_on_an_empty_account_changes_nothing(cloud: server.Endpoint, env: dict[str, str]) -> None:
     before = request_log.log_size(cloud.request_log)
     result = playbook(env, "site.yml", "--check", "--diff")
@@ -90,6 +98,24 @@ def test_site_builds_verifies_and_check_mode_shows_a_change(cloud: server.Endpoi
     assert [p["FromPort"] for p in app["SecurityGroups"][0]["IpPermissions"]] == [3000]
 
 
+def test_check_mode_previews_a_zone_added_to_the_stack(cloud: server.Endpoint, env: dict[str, str],
+                                                      built: subprocess.CompletedProcess[str]) -> None:
+    """The new zone's subnets show as to be created; the layers that place themselves in them
+    (routes, NAT, load balancer, group) have nothing to preview yet, so the play ends there."""
+    region = LOCAL_SETTINGS["aws_region"]
+    zones = {"stack_zones": [f"{region}a", f"{region}b", f"{region}c"],
+             "stack_public_subnets": ["10.40.0.0/24", "10.40.1.0/24", "10.40.2.0/24"],
+             "stack_private_subnets": ["10.40.10.0/24", "10.40.11.0/24", "10.40.12.0/24"]}
+    before = request_log.log_size(cloud.request_log)
+    check = playbook(env, "site.yml", "--check", "--diff", "-e", json.dumps(zones))
+    assert check.returncode == 0, check.stdout[-3000:]
+    subnets_task = check.stdout.split("TASK [stack_network : Create the subnets")[1].split("TASK [")[0]
+    assert re.search(rf"changed: .*public {region}c 10\.40\.2\.0/24", subnets_task), subnets_task
+    assert re.search(rf"changed: .*private {region}c 10\.40\.12\.0/24", subnets_task), subnets_task
+    assert "TASK [stack_load_balancer" not in check.stdout
+    assert writes_since(cloud, before) == []
+
+
 def test_verify_fails_when_the_stack_drifts(cloud: server.Endpoint, env: dict[str, str],
                                             built: subprocess.CompletedProcess[str]) -> None:
     asg = client(cloud.url, "autoscaling")
@@ -108,11 +134,17 @@ def test_rollout_replaces_every_instance_with_the_new_ami(cloud: server.Endpoint
     old = group_amis(cloud)
     new_ami = promote(cloud)
     assert new_ami not in old
-    result = playbook(env, "playbooks/rollout.yml")
+    # as in prod: site.yml keeps the AMI the group launches, only the rollout moves it
+    kept = playbook(env, "site.yml", "-e", "stack_ami_rollout_only=true")
+    assert kept.returncode == 0 and recap(kept.stdout)["changed"] == 0, kept.stdout[-3000:]
+    assert f"promoted {new_ami} waits for playbooks/rollout.yml" in kept.stdout
+    assert template_ami(cloud) == old[0] and group_amis(cloud) == old
+    result = playbook(env, "playbooks/rollout.yml", "-e", "stack_ami_rollout_only=true")
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"replaced 2 instance(s) with {new_ami}, at most 1 at a time" in result.stdout
-    assert group_amis(cloud) == [new_ami, new_ami]
-    verified = playbook(env, "playbooks/verify.yml")  # the target group holds the new instances only
+    assert group_amis(cloud) == [new_ami, new_ami] and template_ami(cloud) == new_ami
+    # the target group holds the new instances only
+    verified = playbook(env, "playbooks/verify.yml", "-e", "stack_ami_rollout_only=true")
     assert verified.returncode == 0, verified.stdout[-3000:]
     again = playbook(env, "playbooks/rollout.yml")
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
@@ -226,8 +258,24 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
         AlarmName="nodeapp-local-disk-full", MetricName="x", Namespace="Team", Statistic="Maximum", Period=60,
         EvaluationPeriods=1, Threshold=1.0, ComparisonOperator="GreaterThanThreshold",
         Tags=[{"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "local"}])
+    # a stack built in another environment with the same name and zone, which took the record over
+    route53 = client(cloud.url, "route53")
+    zone = route53.list_hosted_zones_by_name(DNSName="local.nodeapp.test.")["HostedZones"][0]["Id"]
+    foreign = "nodeapp-other-1.us-east-1.elb.amazonaws.com."
+    taken = {"Name": "app.local.nodeapp.test.", "Type": "A",
+             "AliasTarget": {"HostedZoneId": "Z35SXDOTRQ7X7K", "DNSName": foreign, "EvaluateTargetHealth": True}}
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "UPSERT", "ResourceRecordSet": taken}]})
     result = playbook(env, "playbooks/teardown.yml")
     assert result.returncode == 0, result.stdout[-3000:]
+    assert "Left app.local.nodeapp.test.: it points at nodeapp-other-1" in result.stdout
+    assert "Kept the hosted zone local.nodeapp.test (stack_dns_create_zone): it still holds app.local" in result.stdout
+    records = route53.list_resource_record_sets(HostedZoneId=zone)["ResourceRecordSets"]
+    assert [r["AliasTarget"]["DNSName"] for r in records if r["Type"] == "A"] == [foreign]
+    route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [
+        {"Action": "DELETE", "ResourceRecordSet": taken}]})
+    zone_only = playbook(env, "playbooks/teardown.yml")  # the zone, now that nothing else is in it
+    assert zone_only.returncode == 0 and recap(zone_only.stdout)["changed"] == 1, zone_only.stdout[-3000:]
     tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]
     assert ec2.describe_vpcs(Filters=tagged)["Vpcs"] == []
     assert ec2.describe_security_groups(Filters=tagged)["SecurityGroups"] == []

@@ -1,5 +1,6 @@
 """The stack's filters (plugins/filter): which stack_* names are settings, the naming map's
-patterns filled across releases, and the network layer's subnet ids by tier and zone."""
+patterns filled across releases, the network layer's subnet ids by tier and zone, and the
+alias records aimed at load balancers."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-settings, network = _load("stack_settings"), _load("stack_network")
+settings, network, dns = _load("stack_settings"), _load("stack_network"), _load("stack_dns")
 
 
 def test_every_stack_roles_spec_and_defaults_are_settings() -> None:
@@ -65,3 +66,15 @@ def test_subnet_ids_by_tier_and_zone_leave_out_what_check_mode_has_not_made() ->
     ]
     assert network.stack_subnet_ids(results) == {"public": {"z-a": "subnet-1", "z-b": "subnet-3"},
                                                  "private": {"z-a": "subnet-2"}}
+
+
+def test_alias_records_match_load_balancers_as_route53_spells_them() -> None:
+    ours = {"Name": "app.example.com.",
+            "AliasTarget": {"DNSName": "dualstack.Nodeapp-Dev-1.us-east-1.elb.amazonaws.com."}}
+    theirs = {"Name": "app.example.com.", "SetIdentifier": "app-blue",
+              "AliasTarget": {"DNSName": "nodeapp-prod-2.us-east-1.elb.amazonaws.com."}}
+    plain = {"Name": "www.example.com.", "ResourceRecords": [{"Value": "192.0.2.1"}]}
+    lbs = ["nodeapp-dev-1.us-east-1.elb.amazonaws.com"]
+    assert dns.stack_alias_records([ours, theirs, plain], lbs) == [ours]
+    assert dns.stack_alias_records([ours, theirs, plain], lbs, False) == [theirs, plain]
+    assert dns.stack_alias_records([ours], []) == []

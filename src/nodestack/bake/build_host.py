@@ -4,7 +4,6 @@ pair Packer names. Removed afterwards, also on failure or Ctrl-C."""
 
 from __future__ import annotations
 
-import fcntl
 import shutil
 import subprocess
 import tempfile
@@ -13,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from nodestack.file_lock import take_lock
 from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, free_port, podman_env, state_dir
 
@@ -152,13 +152,12 @@ class LocalBuildHost:
         holds the cache's lock for its life: a second bake of the environment waits its turn."""
         path = REPO_ROOT / ".state" / "apt-cache" / self.env
         (path / "partial").mkdir(parents=True, exist_ok=True)
-        self._apt_lock = (path.parent / f"{self.env}.lock").open("a+")  # closed (released) by remove()
-        try:
-            fcntl.flock(self._apt_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+
+        def wait() -> None:
             print(f"[{self.env}] waiting for the {self.env} apt cache ({path}): another bake of {self.env} "
                   "on this machine uses it", flush=True)
-            fcntl.flock(self._apt_lock, fcntl.LOCK_EX)
+
+        self._apt_lock = take_lock(path.parent / f"{self.env}.lock", wait)  # closed (released) by remove()
         return path
 
     def _wait_for_sshd(self, timeout_s: float = 60) -> None:

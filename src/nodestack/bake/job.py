@@ -5,9 +5,9 @@ environment failed; a failed environment's AMI is never promoted."""
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import re
+import secrets
 import shutil
 import subprocess
 import sys
@@ -37,6 +37,7 @@ from nodestack.bake.target import (
     resolve_target,
     ssh_cidrs,
 )
+from nodestack.file_lock import take_lock
 from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, state_dir
 
@@ -59,6 +60,7 @@ class EnvResult:
     error: str = ""
     phases: dict[str, float] = field(default_factory=dict)
     nodejs_version: str = ""  # as resolved: nodejs_version auto takes it from the app
+    build_name: str = ""  # the build container or key pair's name, to find what a killed run left
 
     @property
     def ok(self) -> bool:
@@ -140,27 +142,26 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
 @contextmanager
 def env_lock(env: str) -> Iterator[None]:
     path = state_dir() / "bake" / f"{env}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise BakeError(f"a bake of {env} is already running (lock {path}); wait for it to finish") from exc
+
+    def refuse() -> None:
+        raise BakeError(f"a bake of {env} is already running (lock {path}); wait for it to finish")
+
+    with take_lock(path, refuse):
         yield
 
 
 @contextmanager
-def build_host(target: Target, env_settings: settings.EnvSettings, stamp: str, ec2: Any,
+def build_host(target: Target, env_settings: settings.EnvSettings, name: str, ec2: Any,
                workdir: Path) -> Iterator[dict[str, str]]:
     """The Packer variables that reach the build host. Local mode: the build container. AWS: Packer
     launches the instance, with the job's one-time key (a file Packer and the checks read by
     path; Packer's own temporary key would only exist as a string), known_hosts from its console."""
     env = env_settings.env
     if not target.local:
-        with OneTimeKey(f"nodestack-bake-{env}-{stamp}", ec2, workdir) as key:
+        with OneTimeKey(name, ec2, workdir) as key:
             yield {"ssh_keypair_name": key.name, "ssh_private_key_file": str(key.private)}
         return
-    with LocalBuildHost(f"nodestack-bake-{env}-{stamp}", env, ec2, env_settings.team_repo) as host:
+    with LocalBuildHost(name, env, ec2, env_settings.team_repo) as host:
         shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
         yield {"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
                "ssh_private_key_file": str(host.key_file), "local_container": host.name}
@@ -183,7 +184,9 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
             variables = packer_variables(target, env_settings, workdir, stamp)
             began = time.monotonic()
-            with build_host(target, env_settings, stamp, ec2, workdir) as reach, env_settings.vars_file(workdir):
+            # stamped to the second: two machines' (or two clouds') bakes may start in the same one
+            name = result.build_name = f"{names.project()}-bake-{env}-{stamp}-{secrets.token_hex(3)}"
+            with build_host(target, env_settings, name, ec2, workdir) as reach, env_settings.vars_file(workdir):
                 phase("build_host", began)
                 container = reach.pop("local_container", "")
                 variables.update(reach)

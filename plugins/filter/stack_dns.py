@@ -1,0 +1,29 @@
+"""Route53 alias records matched to load balancers.
+
+    {{ records | stack_alias_records(lb_dns_names) }}          the records aliasing one of them
+    {{ records | stack_alias_records(lb_dns_names, false) }}   the others
+
+Route53 keeps an alias target as lower case with a final dot and, for an application load
+balancer, may give it a "dualstack." prefix; the load balancer APIs give neither.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _host(name: str) -> str:
+    host = name.lower().rstrip(".")
+    return host.removeprefix("dualstack.")
+
+
+def stack_alias_records(records: list[dict[str, Any]], lb_dns_names: list[str],
+                        aliasing: bool = True) -> list[dict[str, Any]]:
+    targets = {_host(name) for name in lb_dns_names}
+    return [record for record in records
+            if (_host((record.get("AliasTarget") or {}).get("DNSName", "")) in targets) == aliasing]
+
+
+class FilterModule:
+    def filters(self) -> dict[str, Any]:
+        return {"stack_alias_records": stack_alias_records}
