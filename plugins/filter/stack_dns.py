@@ -2,6 +2,7 @@
 
     {{ records | stack_alias_records(lb_dns_names) }}          the records aliasing one of them
     {{ records | stack_alias_records(lb_dns_names, false) }}   the others
+    {{ records | stack_aliased_lbs(lbs) }}                     the load balancers (dns_name) they alias
 
 Route53 keeps an alias target as lower case with a final dot and, for an application load
 balancer, may give it a "dualstack." prefix; the load balancer APIs give neither.
@@ -24,6 +25,11 @@ def stack_alias_records(records: list[dict[str, Any]], lb_dns_names: list[str],
             if (_host((record.get("AliasTarget") or {}).get("DNSName", "")) in targets) == aliasing]
 
 
+def stack_aliased_lbs(records: list[dict[str, Any]], lbs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    targets = {_host((record.get("AliasTarget") or {}).get("DNSName", "")) for record in records}
+    return [lb for lb in lbs if _host(lb.get("dns_name", "")) in targets]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_alias_records": stack_alias_records}
+        return {"stack_alias_records": stack_alias_records, "stack_aliased_lbs": stack_aliased_lbs}

@@ -202,6 +202,36 @@ def test_load_balancer_checks_the_app_health(site: SiteRuns, local_cloud: server
     assert attributes["deletion_protection.enabled"] == "false", "on in prod only"
 
 
+def test_a_record_of_another_stacks_load_balancer_is_refused_before_any_change(
+        site: SiteRuns, aws_env: dict[str, str], local_cloud: server.Endpoint) -> None:
+    ec2, elb = client(local_cloud.url, "ec2"), client(local_cloud.url, "elbv2")
+    route53 = client(local_cloud.url, "route53")
+    zone = route53.list_hosted_zones_by_name(DNSName="local.nodeapp.test.")["HostedZones"][0]["Id"]
+    public = [s["SubnetId"] for s in ec2.describe_subnets(Filters=[
+        {"Name": "tag:Tier", "Values": ["public"]}, {"Name": "tag:Environment", "Values": ["local"]}])["Subnets"]]
+    ours = elb.describe_load_balancers(Names=["nodeapp-local"])["LoadBalancers"][0]
+    other = elb.create_load_balancer(Name="nodeapp-other", Subnets=public)["LoadBalancers"][0]
+
+    def point_at(balancer: dict[str, Any]) -> None:
+        route53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={"Changes": [{
+            "Action": "UPSERT", "ResourceRecordSet": {"Name": "app.local.nodeapp.test.", "Type": "A", "AliasTarget": {
+                "HostedZoneId": balancer["CanonicalHostedZoneId"], "DNSName": balancer["DNSName"],
+                "EvaluateTargetHealth": True}}}]})
+
+    try:
+        point_at(other)  # as another environment given the same name and zone would have
+        before = request_log.log_size(local_cloud.request_log)
+        result = playbook(aws_env, "site.yml")
+        assert result.returncode != 0
+        assert "points at load balancer nodeapp-other, not at nodeapp-local's" in result.stdout, result.stdout[-3000:]
+        writes = [c for c in request_log.count_calls(local_cloud.request_log, before)[1]
+                  if re.search(r":(Create|Put|Delete|Modify|Change|Attach|Authorize|Run|POST)", c)]
+        assert writes == []
+    finally:
+        point_at(ours)
+        elb.delete_load_balancer(LoadBalancerArn=other["LoadBalancerArn"])
+
+
 def test_site_reaches_the_endpoint_it_was_given(site: SiteRuns) -> None:
     assert site.first_calls["sts:GetCallerIdentity"] >= 1
 

@@ -78,3 +78,11 @@ def test_alias_records_match_load_balancers_as_route53_spells_them() -> None:
     assert dns.stack_alias_records([ours, theirs, plain], lbs) == [ours]
     assert dns.stack_alias_records([ours, theirs, plain], lbs, False) == [theirs, plain]
     assert dns.stack_alias_records([ours], []) == []
+
+
+def test_aliased_load_balancers_are_found_by_their_dns_names() -> None:
+    record = {"Name": "app.example.com.", "AliasTarget": {"DNSName": "dualstack.other-1.us-east-1.elb.amazonaws.com."}}
+    other = {"load_balancer_name": "other", "dns_name": "Other-1.us-east-1.elb.amazonaws.com"}
+    ours = {"load_balancer_name": "nodeapp-dev", "dns_name": "nodeapp-dev-2.us-east-1.elb.amazonaws.com"}
+    assert dns.stack_aliased_lbs([record], [ours, other]) == [other]
+    assert dns.stack_aliased_lbs([], [ours, other]) == []
