@@ -40,10 +40,12 @@ def aws(declared: dict[str, Any]) -> Any:
                             aws_access_key_id=conn.get("access_key") or None,
                             aws_secret_access_key=conn.get("secret_key") or None)
 
+    _context["endpoint"] = conn.get("endpoint_url") or "AWS"
+
     def client(service: str) -> Any:
         made = session.client(service, endpoint_url=conn.get("endpoint_url") or None)
-        made.meta.events.register("before-call", lambda model, **_: _last_call.update(
-            name=f"{model.service_model.endpoint_prefix}:{model.name}"))
+        made.meta.events.register("before-call", lambda model, **_: _context.update(
+            call=f"{model.service_model.endpoint_prefix}:{model.name}"))
         return made
 
     return client
@@ -58,15 +60,14 @@ EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefr
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "InvalidClientTokenId",
           "UnrecognizedClientException", "AuthFailure", "SignatureDoesNotMatch"}
 NOT_DRIFT = 3
-_last_call = {"name": "an AWS call"}  # as service:Operation
+_context = {"endpoint": "AWS", "call": "an AWS call"}  # the last call made (service:Operation), and where
 _problems: pytest.StashKey[dict[str, str]] = pytest.StashKey()  # kind -> its first occurrence
 _log: pytest.StashKey[Path] = pytest.StashKey()
 
 
-def not_drift(exc: BaseException, endpoint: str) -> tuple[str, str] | None:
+def not_drift(exc: BaseException) -> tuple[str, str] | None:
     """What stopped the checks and one line naming it, when it is the endpoint or the credentials."""
-    call = _last_call["name"]
-    where = endpoint or "AWS"
+    call, where = _context["call"], _context["endpoint"]
     if isinstance(exc, UNREACHABLE):
         return "unreachable", (f"cannot reach {where} ({call}: {exc}); check the endpoint and the network, "
                                "then re-run verify.yml")
@@ -100,8 +101,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
                                                                                             pytest.TestReport]:
     report = yield
     if call.excinfo is not None:
-        endpoint = json.loads(os.environ.get("NODESTACK_VERIFY") or "{}").get("connection", {}).get("endpoint_url", "")
-        problem = not_drift(call.excinfo.value, endpoint)
+        problem = not_drift(call.excinfo.value)
         if problem:
             item.config.stash[_problems].setdefault(*problem)
     if report.failed and _log in item.config.stash:

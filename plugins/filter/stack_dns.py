@@ -3,6 +3,8 @@
     {{ records | stack_alias_records(lb_dns_names) }}          the records aliasing one of them
     {{ records | stack_alias_records(lb_dns_names, false) }}   the others
     {{ records | stack_aliased_lbs(lbs) }}                     the load balancers (dns_name) they alias
+    {{ records | stack_records_of(identifiers) }}              the records of these set identifiers
+                                                               ('' for a record without one)
 
 Route53 keeps an alias target as lower case with a final dot and, for an application load
 balancer, may give it a "dualstack." prefix; the load balancer APIs give neither.
@@ -30,6 +32,11 @@ def stack_aliased_lbs(records: list[dict[str, Any]], lbs: list[dict[str, Any]]) 
     return [lb for lb in lbs if _host(lb.get("dns_name", "")) in targets]
 
 
+def stack_records_of(records: list[dict[str, Any]], identifiers: list[str]) -> list[dict[str, Any]]:
+    return [record for record in records if record.get("SetIdentifier", "") in identifiers]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_alias_records": stack_alias_records, "stack_aliased_lbs": stack_aliased_lbs}
+        return {"stack_alias_records": stack_alias_records, "stack_aliased_lbs": stack_aliased_lbs,
+                "stack_records_of": stack_records_of}

@@ -86,3 +86,10 @@ def test_aliased_load_balancers_are_found_by_their_dns_names() -> None:
     ours = {"load_balancer_name": "nodeapp-dev", "dns_name": "nodeapp-dev-2.us-east-1.elb.amazonaws.com"}
     assert dns.stack_aliased_lbs([record], [ours, other]) == [other]
     assert dns.stack_aliased_lbs([], [ours, other]) == []
+
+
+def test_records_of_set_identifiers_with_empty_for_the_plain_record() -> None:
+    plain, blue = {"Name": "app.example.com."}, {"Name": "app.example.com.", "SetIdentifier": "app-blue"}
+    assert dns.stack_records_of([plain, blue], [""]) == [plain]
+    assert dns.stack_records_of([plain, blue], ["app-blue"]) == [blue]
+    assert dns.stack_records_of([plain, blue], ["", "app-blue", "app-green"]) == [plain, blue]
