@@ -25,7 +25,8 @@ BIN = Path(sys.executable).parent  # the venv's ansible-playbook etc., whatever 
 # scripts/test.sh runs the modules on two workers (pytest-xdist, --dist loadfile, in this
 # order): each worker starts with two modules, 1st+3rd and 2nd+4th, so the longest ones
 # (each with a local cloud of its own) are paired to end together; the rest fill in.
-LONGEST_FIRST = ("test_stack_lifecycle", "test_bake", "test_site_playbook", "test_data_plane", "test_security_stack")
+LONGEST_FIRST = ("test_stack_lifecycle", "test_bake", "test_site_playbook", "test_data_plane",
+                 "test_deployer_permissions", "test_security_stack")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -64,10 +65,10 @@ def using_state(path: Path) -> Iterator[None]:
 
 
 @contextmanager
-def endpoint_in(state: Path, fixes: bool = True) -> Iterator[server.Endpoint]:
+def endpoint_in(state: Path, fixes: bool = True, enforce_iam: bool = False) -> Iterator[server.Endpoint]:
     """A local endpoint of the tests' own, stopped afterwards."""
     with using_state(state):
-        endpoint, _ = server.up(port=free_port(), fixes=fixes)
+        endpoint, _ = server.up(port=free_port(), fixes=fixes, enforce_iam=enforce_iam)
     try:
         yield endpoint
     finally:
@@ -104,16 +105,19 @@ def env_for(endpoint: server.Endpoint) -> dict[str, str]:
             "NODESTACK_LOCAL_PORT": str(endpoint.port)}
 
 
-def client(url: str, service: str):  # type: ignore[no-untyped-def]
-    """boto3 client for a local endpoint; no retries, so an emulator error shows at once."""
+def client(url: str, service: str, keys: dict[str, str] | None = None):  # type: ignore[no-untyped-def]
+    """boto3 client for a local endpoint (with keys: as an identity of an IAM-enforcing one); no
+    retries, so an emulator error shows at once."""
+    keys = keys or {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     return boto3.client(service, endpoint_url=url, region_name=server.DEFAULT_REGION,
-                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+                        aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"],
                         config=Config(retries={"max_attempts": 1}))
 
 
-def make_image(local_cloud: server.Endpoint, validated: str) -> str:
+def make_image(local_cloud: server.Endpoint, validated: str, keys: dict[str, str] | None = None) -> str:
     """An AMI as the bake leaves it (instance -> CreateImage, tagged)."""
-    ec2 = client(local_cloud.url, "ec2")
+    ec2 = client(local_cloud.url, "ec2", keys)
     instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=instance, Name=f"nodeapp-dev-test-{validated}-{instance}")["ImageId"]
     ec2.modify_image_attribute(ImageId=ami, ImdsSupport={"Value": "v2.0"})  # as the bake registers them

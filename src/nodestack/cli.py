@@ -1,5 +1,5 @@
 """Command line: `nodestack local ...`, `nodestack image ...`, `nodestack molecule ...`, `nodestack bench ...`,
-`nodestack role-docs`."""
+`nodestack policy ...`, `nodestack role-docs`."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ import shlex
 import sys
 import time
 
-from nodestack import bench, molecule_runner, role_docs
+from nodestack import bench, molecule_runner, permissions, role_docs
 from nodestack.bake import job as bake_job
-from nodestack.local_cloud import base_image, local_status, server
+from nodestack.local_cloud import base_image, identities, local_status, server
 
 
 def _local(args: argparse.Namespace) -> int:
     if args.action == "up":
-        endpoint, started = server.up(port=args.port)
+        endpoint, started = server.up(port=args.port, enforce_iam=args.enforce_iam)
         verb = "started" if started else "already running"
+        enforced = (f"; IAM enforced: run as the deployer with `eval \"$(nodestack local env --as "
+                    f"{identities.DEPLOYER})\"`") if args.enforce_iam else ""
         print(f"local cloud {verb}: {endpoint.url} (pid {endpoint.pid}), DNS 127.0.0.1:{endpoint.dns_port}; "
-              f"log {server.log_file()}")
+              f"log {server.log_file()}{enforced}")
     elif args.action == "down":
         stopped = server.down()
         print(f"local cloud stopped (pid {stopped.pid})" if stopped else "local cloud was not running")
@@ -29,8 +31,14 @@ def _local(args: argparse.Namespace) -> int:
     elif args.action == "env":
         running = server.current()
         port = running.port if running else (args.port or server.default_port())
-        for key, value in server.environment(port).items():
+        for key, value in server.environment(port, args.identity).items():
             print(f"export {key}={shlex.quote(value)}")
+    return 0
+
+
+def _policy(args: argparse.Namespace) -> int:
+    scope = permissions.Scope(args.app, args.account_id, args.region, args.partition)
+    sys.stdout.write(permissions.to_json(permissions.render(args.kind, scope)))
     return 0
 
 
@@ -69,7 +77,21 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--json", action="store_true", help="status: one JSON object")
     local.add_argument("--port", type=int, default=None,
                        help=f"TCP port on 127.0.0.1 (default $NODESTACK_LOCAL_PORT or {server.DEFAULT_PORT})")
+    local.add_argument("--enforce-iam", action="store_true",
+                       help="up: authorise every call by its caller's IAM policies, with an administrator and a "
+                            f"deployer holding the policies of policies/ ({identities.DEPLOYER})")
+    local.add_argument("--as", dest="identity", default=None, metavar="IDENTITY",
+                       help=f"env: the credentials of an identity of an IAM-enforcing local cloud "
+                            f"({identities.DEPLOYER} or {identities.ADMIN}, the default)")
     local.set_defaults(func=_local)
+
+    policy = sub.add_parser("policy", help="print a deployer policy of policies/ as IAM JSON, for one app and account")
+    policy.add_argument("kind", choices=permissions.KINDS)
+    policy.add_argument("--app", required=True, help="the app's name (stack_app_name)")
+    policy.add_argument("--account-id", required=True, help="the AWS account's 12-digit id")
+    policy.add_argument("--region", required=True, help="the stack's region, such as eu-west-1")
+    policy.add_argument("--partition", default="aws", help="aws, aws-cn or aws-us-gov (default aws)")
+    policy.set_defaults(func=_policy)
 
     image = sub.add_parser("image", help="the local Debian 12 systemd base image")
     image.add_argument("action", choices=["build"])
@@ -90,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (server.LocalCloudError, RuntimeError) as exc:
+    except (server.LocalCloudError, RuntimeError, permissions.PolicyError) as exc:
         print(f"nodestack: error: {exc}", file=sys.stderr)
         return 2
 

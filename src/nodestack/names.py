@@ -25,7 +25,15 @@ def project() -> str:
     return str(_map()["stack__project"])
 
 
+def instance_boundary(app: str) -> str:
+    """The managed policy bounding app's instance roles (stack__names.instance_boundary)."""
+    return _render(_map()["stack__names"]["instance_boundary"], stack_app_name=app)
+
+
+def _render(template: str, **values: str) -> str:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(**values)
+
+
 def ami_parameter(app: str, env: str) -> str:
     """The SSM parameter naming env's promoted AMI of app (stack__names.ami_parameter)."""
-    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(_map()["stack__names"]["ami_parameter"])
-    return template.render(stack_app_name=app, stack_ami_env=env)
+    return _render(_map()["stack__names"]["ami_parameter"], stack_app_name=app, stack_ami_env=env)

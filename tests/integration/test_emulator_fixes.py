@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from botocore.config import Config
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
+from moto import mock_aws
+from moto.core import set_initial_no_auth_action_count
+from moto.iam.access_control import IAMRequestBase
 
-from nodestack.local_cloud import base_image, fixes, server
+from nodestack.local_cloud import base_image, fix_iam_enforcement, fixes, server
 from nodestack.local_cloud.instances import ami_image, podman
 from tests.conftest import client as _client
 from tests.conftest import endpoint_in
@@ -467,3 +473,171 @@ def test_describe_tags_names_nat_gateways_and_elastic_ips_as_aws_does(local_clou
 def test_plain_moto_names_nat_gateways_its_own_way(plain_moto: str) -> None:
     types, found = _nat_gateway_tag_types(plain_moto)
     assert types == ["nat-gateway", "vpc-elastic-ip"] and found == []
+
+
+ACCOUNT = "arn:aws:iam::123456789012"
+
+
+def _policy(*statements: dict[str, Any]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def _simulated_user(url: str, name: str) -> tuple[Any, str]:
+    """A deployer-like user: its own policy allows ec2:Describe*, an attached managed policy
+    iam:PassRole on the app's roles, and its group denies ec2:DescribeVpcs."""
+    iam = _client(url, "iam")
+    user = iam.create_user(UserName=name)["User"]["Arn"]
+    iam.put_user_policy(UserName=name, PolicyName="describe", PolicyDocument=_policy(
+        {"Effect": "Allow", "Action": "ec2:Describe*", "Resource": "*"}))
+    managed = iam.create_policy(PolicyName=f"{name}-pass-role", PolicyDocument=_policy(
+        {"Effect": "Allow", "Action": "iam:PassRole", "Resource": f"{ACCOUNT}:role/nodeapp-*"}))["Policy"]["Arn"]
+    iam.attach_user_policy(UserName=name, PolicyArn=managed)
+    iam.create_group(GroupName=f"{name}-group")
+    iam.add_user_to_group(GroupName=f"{name}-group", UserName=name)
+    iam.put_group_policy(GroupName=f"{name}-group", PolicyName="no-vpcs", PolicyDocument=_policy(
+        {"Effect": "Deny", "Action": "EC2:describevpcs", "Resource": "*"}))  # action names are case-insensitive
+    return iam, user
+
+
+def test_simulate_principal_policy_of_a_user_its_managed_and_group_policies(local_cloud: server.Endpoint) -> None:
+    iam, user = _simulated_user(local_cloud.url, "sim-deployer")
+    results = iam.simulate_principal_policy(
+        PolicySourceArn=user, ActionNames=["ec2:DescribeSubnets", "ec2:DescribeVpcs", "ec2:CreateVpc"])
+    assert not results["IsTruncated"]
+    decided = {r["EvalActionName"]: (r["EvalDecision"], r["MatchedStatements"]) for r in results["EvaluationResults"]}
+    assert decided == {
+        "ec2:DescribeSubnets": ("allowed", [{"SourcePolicyId": "describe", "SourcePolicyType": "user"}]),
+        # the explicit deny wins and is the only statement shown
+        "ec2:DescribeVpcs": ("explicitDeny", [{"SourcePolicyId": "no-vpcs", "SourcePolicyType": "group"}]),
+        "ec2:CreateVpc": ("implicitDeny", [])}
+    # one result per action: the most restrictive decision on top, each resource's own beneath
+    passed, = iam.simulate_principal_policy(
+        PolicySourceArn=user, ActionNames=["iam:PassRole"],
+        ResourceArns=[f"{ACCOUNT}:role/nodeapp-dev-app", f"{ACCOUNT}:role/other"])["EvaluationResults"]
+    assert passed["EvalDecision"] == "implicitDeny"
+    assert [(r["EvalResourceName"], r["EvalResourceDecision"], r["MatchedStatements"])
+            for r in passed["ResourceSpecificResults"]] == [
+        (f"{ACCOUNT}:role/nodeapp-dev-app", "allowed",
+         [{"SourcePolicyId": "sim-deployer-pass-role", "SourcePolicyType": "user-managed"}]),
+        (f"{ACCOUNT}:role/other", "implicitDeny", [])]
+
+
+def test_simulate_principal_policy_of_a_role_with_not_resource(local_cloud: server.Endpoint) -> None:
+    iam = _client(local_cloud.url, "iam")
+    role = iam.create_role(RoleName="sim-app", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    iam.put_role_policy(RoleName="sim-app", PolicyName="objects", PolicyDocument=_policy(
+        {"Effect": "Allow", "Action": "s3:GetObject", "NotResource": "arn:aws:s3:::secrets/*"},
+        {"Effect": "Deny", "Action": "s3:*", "NotResource": ["arn:aws:s3:::nodeapp-*", "arn:aws:s3:::secrets/*"]}))
+    result, = iam.simulate_principal_policy(
+        PolicySourceArn=role, ActionNames=["s3:GetObject"],
+        ResourceArns=["arn:aws:s3:::nodeapp-assets/app.js", "arn:aws:s3:::secrets/key", "arn:aws:s3:::other/x"],
+    )["EvaluationResults"]
+    assert result["EvalDecision"] == "explicitDeny"
+    assert [r["EvalResourceDecision"] for r in result["ResourceSpecificResults"]] == [
+        "allowed", "implicitDeny", "explicitDeny"]
+    assert result["ResourceSpecificResults"][0]["MatchedStatements"] == [
+        {"SourcePolicyId": "objects", "SourcePolicyType": "role"}]
+
+
+def test_simulate_principal_policy_reports_missing_context_values(local_cloud: server.Endpoint) -> None:
+    iam, user = _simulated_user(local_cloud.url, "sim-context")
+    in_region = _policy({"Effect": "Allow", "Action": "ec2:RunInstances", "Resource": "*",
+                         "Condition": {"StringEquals": {"aws:RequestedRegion": "eu-west-1"}}})
+
+    def run_instances(**context: Any) -> dict[str, Any]:
+        result: dict[str, Any] = iam.simulate_principal_policy(
+            PolicySourceArn=user, ActionNames=["ec2:RunInstances"], PolicyInputList=[in_region],
+            **context)["EvaluationResults"][0]
+        return result
+    missing = run_instances()
+    assert (missing["EvalDecision"], missing["MissingContextValues"]) == ("implicitDeny", ["aws:RequestedRegion"])
+    given = run_instances(ContextEntries=[{"ContextKeyName": "aws:RequestedRegion",
+                                           "ContextKeyValues": ["eu-west-1"], "ContextKeyType": "string"}])
+    assert (given["EvalDecision"], given["MissingContextValues"]) == ("allowed", [])
+    assert given["MatchedStatements"] == [{"SourcePolicyId": "PolicyInputList.1"}]
+
+
+def test_simulate_principal_policy_errors(local_cloud: server.Endpoint) -> None:
+    with pytest.raises(ClientError) as err:
+        _client(local_cloud.url, "iam").simulate_principal_policy(
+            PolicySourceArn=f"{ACCOUNT}:user/nobody", ActionNames=["ec2:DescribeVpcs"])
+    assert err.value.response["Error"]["Code"] == "NoSuchEntity"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 404
+    unchecked = boto3.client("iam", endpoint_url=local_cloud.url, region_name=server.DEFAULT_REGION,
+                             aws_access_key_id="testing", aws_secret_access_key="testing",
+                             config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    with pytest.raises(ClientError) as err:
+        unchecked.simulate_principal_policy(PolicySourceArn=f"{ACCOUNT}:user/nobody")
+    assert err.value.response["Error"]["Code"] == "InvalidInput"
+
+
+def test_plain_moto_lacks_simulate_principal_policy(plain_moto: str) -> None:
+    iam, user = _simulated_user(plain_moto, "plain-sim")
+    with pytest.raises((ClientError, ResponseParserError)) as err:
+        iam.simulate_principal_policy(PolicySourceArn=user, ActionNames=["ec2:DescribeVpcs"])
+    assert "500" in str(err.value)
+
+
+
+@pytest.fixture
+def enforced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto in this process, its request authorisation as it was before the test."""
+    monkeypatch.setattr(IAMRequestBase, "__init__", IAMRequestBase.__init__)
+    monkeypatch.setattr(IAMRequestBase, "_create_aws_request", IAMRequestBase._create_aws_request)
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(var, "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
+def _as_user_allowed(action: str, service: str, call: Callable[[Any], Any], resource: str = "*") -> str:
+    """Make call with a client of a user whose one policy allows action on resource, IAM enforced."""
+    @set_initial_no_auth_action_count(3)  # the user, its policy and its key are made unauthorised
+    def run() -> str:
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="caller")
+        iam.put_user_policy(UserName="caller", PolicyName="one", PolicyDocument=json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": action, "Resource": resource}]}))
+        key = iam.create_access_key(UserName="caller")["AccessKey"]
+        caller = boto3.client(service, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                              aws_secret_access_key=key["SecretAccessKey"])
+        try:
+            call(caller)
+        except ClientError as exc:  # botocore parses some of moto's denials without a code
+            return f"denied {exc.response['ResponseMetadata']['HTTPStatusCode']}"
+        return "allowed"
+
+    with mock_aws():
+        return run()
+
+
+@pytest.mark.usefixtures("enforced")
+def test_cloudwatch_calls_are_authorised_as_cloudwatch_actions() -> None:
+    def describe(watcher: Any) -> None:
+        watcher.describe_alarms()
+
+    assert _as_user_allowed("cloudwatch:DescribeAlarms", "cloudwatch", describe) == "denied 403"
+    fix_iam_enforcement.apply_action_prefix()
+    assert _as_user_allowed("cloudwatch:DescribeAlarms", "cloudwatch", describe) == "allowed"
+
+
+@pytest.mark.usefixtures("enforced")
+def test_a_get_with_a_query_string_passes_the_signature_check() -> None:
+    def by_name(route53: Any) -> None:
+        route53.list_hosted_zones_by_name(DNSName="example.test.")
+
+    assert _as_user_allowed("route53:ListHostedZonesByName", "route53", by_name) == "denied 403"
+    fix_iam_enforcement.apply_query_signature()
+    assert _as_user_allowed("route53:ListHostedZonesByName", "route53", by_name) == "allowed"
+
+
+@pytest.mark.usefixtures("enforced")
+def test_ssm_parameter_calls_are_authorised_against_the_parameters_arn() -> None:
+    def by_path(path: str) -> Callable[[Any], Any]:
+        return lambda ssm: ssm.get_parameters_by_path(Path=path)
+
+    own = "arn:aws:ssm:us-east-1:123456789012:parameter/app/dev/config/*"
+    assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/app/dev/config/"), own) == "denied 403"
+    fix_iam_enforcement.apply_ssm_parameter_resource()
+    assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/app/dev/config/"), own) == "allowed"
+    assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/other/dev/config/"), own) == "denied 403"
+    assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/other/"), "*") == "allowed"

@@ -53,9 +53,9 @@ def group_amis(cloud: server.Endpoint) -> list[str]:
     return sorted(i["ImageId"] for r in reservations for i in r["Instances"])
 
 
-def template_ami(cloud: server.Endpoint) -> str:
+def template_ami(cloud: server.Endpoint, keys: dict[str, str] | None = None) -> str:
     """The AMI the group's scale-outs launch: its launch template's default version's."""
-    versions = client(cloud.url, "ec2").describe_launch_template_versions(
+    versions = client(cloud.url, "ec2", keys).describe_launch_template_versions(
         LaunchTemplateName="nodeapp-local", Versions=["$Default"])["LaunchTemplateVersions"]
     return str(versions[0]["LaunchTemplateData"]["ImageId"])
 

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nodestack import names
+from nodestack import names, permissions
 from nodestack.bake import packer_build, packer_log, registry, settings, validate
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.bake.imds_guard import ImdsGuard
@@ -112,8 +112,8 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
 
 
 def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[str, Any],
-              cidrs: list[str] | None = None,
-              interface: str = "public_ip") -> tuple[Target, dict[str, settings.EnvSettings]]:
+              cidrs: list[str] | None = None, interface: str = "public_ip",
+              check_permissions: bool = True) -> tuple[Target, dict[str, settings.EnvSettings]]:
     """Everything checkable before anything is launched; BakeError/BakeConfigError naming the fix."""
     if not envs:
         raise BakeError("no environment given: use --env dev and/or --env prod")
@@ -129,6 +129,8 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         target.client("sts").get_caller_identity()
     except (BotoCoreError, ClientError) as exc:
         raise BakeError(f"cannot reach AWS with the current credentials/endpoint: {exc}") from exc
+    if check_permissions:
+        check_bake_permissions(target, {s.app_name for s in loaded.values()})
     if target.local and podman("image", "exists", base_image.IMAGE, check=False).returncode != 0:
         raise BakeError(f"{base_image.IMAGE} is missing: run `nodestack image build`")
     scratch = state_dir() / "bake" / "preflight"
@@ -137,6 +139,22 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         packer_build.validate(var_file, packer_variables(target, env_settings, scratch, "00000000000000"),
                               packer_env(target))
     return target, loaded
+
+
+def check_bake_permissions(target: Target, apps: set[str]) -> None:
+    """Every call of the bake simulated as the caller (policies/bake.yml) before a build host exists."""
+    for app in sorted(apps):
+        try:
+            scope, verdict = permissions.check(target.client("sts"), target.client("iam"), "bake", app, target.region)
+        except permissions.PolicyError as exc:
+            raise BakeError(str(exc)) from exc
+        except (BotoCoreError, ClientError) as exc:
+            raise BakeError(f"cannot check the bake's permissions: {exc}") from exc
+        if verdict.denied:
+            raise BakeError(verdict.message("bake", scope))
+        print(f"permissions of {verdict.principal}: "
+              f"{'not checked, ' + verdict.unchecked if verdict.unchecked else 'every call of the bake allowed'}",
+              flush=True)
 
 
 @contextmanager
@@ -283,7 +301,7 @@ def run(args: argparse.Namespace) -> int:
         overrides = {**extra_vars(args.extra_vars or []),
                      **({"app_source_version": args.app_revision} if args.app_revision else {})}
         target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides,
-                                   args.ssh_cidr, args.ssh_interface)
+                                   args.ssh_cidr, args.ssh_interface, args.check_permissions)
     except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
         print(f"bake: {exc}", file=sys.stderr)
         print("bake: nothing was launched", file=sys.stderr)
@@ -352,6 +370,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssh-interface", choices=SSH_INTERFACES, default="public_ip",
                         help="--target aws: reach the build host on its public or (from inside its VPC) "
                              "private address")
+    parser.add_argument("--no-permission-check", dest="check_permissions", action="store_false",
+                        help="skip simulating the bake's calls as the caller (policies/bake.yml) before it starts; "
+                             "only for a caller that may not simulate its own permissions")
     parser.set_defaults(func=run)
 
     pruner = sub.add_parser("prune", help="deregister old AMIs: keep the newest N validated ones and any in use")

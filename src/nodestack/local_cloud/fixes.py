@@ -21,10 +21,12 @@ from moto.elb.responses import ELBResponse
 from nodestack.local_cloud import (
     fix_alb_default_attributes,
     fix_asg_placement,
+    fix_iam_enforcement,
     fix_image_imds_support,
     fix_instance_refresh,
     fix_launch_instance_settings,
     fix_launch_template_versions,
+    fix_simulate_principal_policy,
     fix_target_health,
 )
 
@@ -112,6 +114,14 @@ FIXES: tuple[Fix, ...] = (
         _describe_tags_resource_types),
     Fix("elb-target-health", "DescribeTargetHealth / DescribeInstanceHealth report the data plane's health checks",
         fix_target_health.apply),
+    Fix("iam-simulate-principal-policy", "SimulatePrincipalPolicy evaluates the entity's identity policies as AWS does",
+        fix_simulate_principal_policy.apply),
+    Fix("iam-action-prefix", "with IAM enforced, CloudWatch calls are authorised as cloudwatch:<Action>",
+        fix_iam_enforcement.apply_action_prefix),
+    Fix("iam-query-signature", "with IAM enforced, a GET with a query string is signed as SigV4 signs it",
+        fix_iam_enforcement.apply_query_signature),
+    Fix("iam-ssm-parameter-resource", "with IAM enforced, SSM parameter calls are authorised against the "
+        "parameter's ARN", fix_iam_enforcement.apply_ssm_parameter_resource),
 )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nodestack.local_cloud import identities
 from nodestack.paths import containers_conf, free_port, state_dir
 
 DEFAULT_PORT = 5055
@@ -119,11 +120,12 @@ def answers(url: str, timeout: float = 2.0) -> bool:
 
 
 def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True,
-       data_plane: bool = True) -> tuple[Endpoint, bool]:
+       data_plane: bool = True, enforce_iam: bool = False) -> tuple[Endpoint, bool]:
     """Start the endpoint unless ours already runs; returns (endpoint, started_now).
 
     With the data plane (and the fixes it needs), instances run as containers, load
-    balancers as HAProxy, and a DNS server answers the hosted zones."""
+    balancers as HAProxy, and a DNS server answers the hosted zones. With enforce_iam, every
+    request is authorised against its caller's IAM policies (local_cloud/identities.py)."""
     port = default_port() if port is None else port
     running = current()
     if running is not None:
@@ -132,7 +134,13 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True,
                 f"the local cloud already runs on port {running.port}, not {port}: "
                 f"use it, or stop it first with `nodestack local down`"
             )
+        if enforce_iam != identities.enforcing():
+            raise LocalCloudError(
+                f"the local cloud already runs {'with' if identities.enforcing() else 'without'} IAM enforced: "
+                f"stop it first with `nodestack local down` to start it {'with' if enforce_iam else 'without'}"
+            )
         return running, False
+    identities.remove()
     if not _port_free(port):
         raise LocalCloudError(
             f"port {port} on {HOST} is already in use by another process: "
@@ -155,6 +163,11 @@ def up(port: int | None = None, wait_seconds: float = 30.0, fixes: bool = True,
         if proc.poll() is not None:
             raise LocalCloudError(f"the local endpoint exited with code {proc.returncode}; see {log_file()}")
         if answers(endpoint.url):
+            try:
+                identities.set_up(endpoint.url, DEFAULT_REGION, enforce_iam)
+            except Exception:
+                _terminate(proc.pid)
+                raise
             record = {"pid": proc.pid, "port": port, "request_log": str(endpoint.request_log), "dns_port": dns_port}
             _pid_file().write_text(json.dumps(record))
             return endpoint, True
@@ -194,6 +207,7 @@ def down() -> Endpoint | None:
     if recorded is not None:
         _remove_data_plane(recorded.port)
     _pid_file().unlink(missing_ok=True)
+    identities.remove()
     return running
 
 
@@ -206,14 +220,22 @@ def _remove_data_plane(port: int) -> None:
     (data_plane_dir() / "status.json").unlink(missing_ok=True)
 
 
-def environment(port: int) -> dict[str, str]:
-    """Variables that point boto3, Ansible's AWS modules and Podman at the local cloud."""
+def environment(port: int, identity: str | None = None) -> dict[str, str]:
+    """Variables that point boto3, Ansible's AWS modules and Podman at the local cloud, as
+    identity (default $NODESTACK_LOCAL_IDENTITY, else the administrator) when it enforces IAM."""
+    identity = identity or os.environ.get(identities.IDENTITY_ENV) or None
+    if identities.enforcing():
+        keys = identities.credentials(identity)
+    elif identity:
+        raise LocalCloudError(f"cannot run as {identity}: the local cloud does not enforce IAM; "
+                              f"start it with `nodestack local up --enforce-iam`")
+    else:
+        keys = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # moto takes any
     return {
         "AWS_ENDPOINT_URL": f"http://{HOST}:{port}",
         "AWS_REGION": DEFAULT_REGION,
         "AWS_DEFAULT_REGION": DEFAULT_REGION,
-        # moto accepts any credentials; these never reach AWS.
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
+        **keys,
+        **({identities.IDENTITY_ENV: identity} if identity else {}),
         "CONTAINERS_CONF": str(containers_conf()),
     }

@@ -1,0 +1,209 @@
+"""The deployer's permissions: the policy files in policies/ rendered for one app and account,
+and the check preflight runs before anything is created (iam:SimulatePrincipalPolicy on the
+caller, against every action and resource the policy grants)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import jinja2
+import yaml
+
+from nodestack import names
+from nodestack.paths import REPO_ROOT
+
+POLICY_DIR = REPO_ROOT / "policies"
+KINDS = ("bake", "stack", "verify", "instance-boundary")
+DEPLOYER_KINDS = KINDS[:3]  # what a deployer holds; the boundary bounds the roles it makes
+# What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
+NEEDS = {"bake": ("bake",), "stack": ("stack", "verify"), "verify": ("verify",)}
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
+
+
+class PolicyError(ValueError):
+    """Bad input to a policy: the message names it and the fix."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Whose resources a policy covers: the app's (every name of the naming map starts with it)
+    in one account and region."""
+
+    app: str
+    account: str
+    region: str
+    partition: str = "aws"
+
+    def __post_init__(self) -> None:
+        if not _APP_NAME.match(self.app):
+            raise PolicyError(f"app {self.app!r} is not an app name: lower-case letters, digits and '-', "
+                              f"as stack_app_name")
+        if not _ACCOUNT.match(self.account):
+            raise PolicyError(f"account {self.account!r} is not an AWS account id: give its 12 digits")
+        if not _REGION.match(self.region):
+            raise PolicyError(f"region {self.region!r} is not an AWS region name such as eu-west-1")
+
+
+def render(kind: str, scope: Scope) -> dict[str, Any]:
+    """The IAM policy document of policies/<kind>.yml for scope."""
+    if kind not in KINDS:
+        raise PolicyError(f"no policy {kind!r}: choose one of {', '.join(KINDS)}")
+    template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
+        (POLICY_DIR / f"{kind}.yml").read_text())
+    document: dict[str, Any] = yaml.safe_load(template.render(
+        app=scope.app, account=scope.account, region=scope.region, partition=scope.partition,
+        boundary=names.instance_boundary(scope.app)))
+    return document
+
+
+def for_emulator(document: dict[str, Any]) -> dict[str, Any]:
+    """The document as the local cloud can enforce it: moto authorises each request by its action
+    against the resource "*" and without request context, so a statement scoped to resources or
+    conditions would deny everything there. The actions stay exactly as written; the scoping is
+    checked by the simulation (see check) and its tests."""
+    statements = [{key: value for key, value in statement.items() if key not in ("Resource", "Condition")}
+                  | {"Resource": "*"} for statement in document["Statement"]]
+    return {**document, "Statement": statements}
+
+
+def principal_of(caller_arn: str) -> str | None:
+    """The IAM user or role whose policies apply to a caller (an assumed role's session acts with
+    its role's); None for the account's root user, which no policy limits."""
+    parts = caller_arn.split(":", 5)
+    if len(parts) != 6:
+        raise PolicyError(f"{caller_arn!r} is not an ARN")
+    partition, service, account, resource = parts[1], parts[2], parts[4], parts[5]
+    if resource == "root":
+        return None
+    if service == "sts" and resource.startswith("assumed-role/"):
+        return f"arn:{partition}:iam::{account}:role/{resource.split('/')[1]}"
+    return caller_arn
+
+
+@dataclass(frozen=True)
+class Denied:
+    action: str
+    resource: str
+    decision: str
+    statement: str
+
+    def __str__(self) -> str:
+        where = "" if self.resource == "*" else f" on {self.resource}"
+        return f"{self.action}{where} ({self.decision}; statement {self.statement})"
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _context(statement: dict[str, Any]) -> list[dict[str, Any]]:
+    """The condition values the run's requests carry, as the statement's conditions name them
+    (for example iam:PassedToService = ec2.amazonaws.com when the instance role is passed)."""
+    entries = []
+    for operator in statement.get("Condition", {}).values():
+        for key, values in operator.items():
+            entries.append({"ContextKeyName": key, "ContextKeyValues": _as_list(values)[:1],
+                            "ContextKeyType": "string"})
+    return entries
+
+
+def missing(iam: Any, principal: str, document: dict[str, Any]) -> list[Denied]:
+    """Every action and resource that document's Allow statements grant and principal may not use."""
+    denied: list[Denied] = []
+    for index, statement in enumerate(document["Statement"]):
+        if statement.get("Effect") != "Allow":
+            continue
+        sid = str(statement.get("Sid", index))
+        pages = iam.get_paginator("simulate_principal_policy").paginate(
+            PolicySourceArn=principal, ActionNames=_as_list(statement["Action"]),
+            ResourceArns=_as_list(statement.get("Resource", "*")), ContextEntries=_context(statement))
+        for page in pages:
+            for result in page["EvaluationResults"]:
+                if result["EvalDecision"] == "allowed":
+                    continue
+                # one result per action, the most restrictive; each resource's own beneath it
+                resources = [r["EvalResourceName"] for r in result.get("ResourceSpecificResults", [])
+                             if r["EvalResourceDecision"] != "allowed"] or [result.get("EvalResourceName", "*")]
+                denied += [Denied(result["EvalActionName"], resource, result["EvalDecision"], sid)
+                           for resource in resources]
+    return denied
+
+
+@dataclass(frozen=True)
+class Verdict:
+    principal: str
+    denied: tuple[Denied, ...] = ()
+    unchecked: str = ""  # why the permissions could not be checked (the run's calls will tell)
+
+    def message(self, run: str, scope: Scope) -> str:
+        """One line for a denial: who, what is missing, and the fix."""
+        shown = "; ".join(str(d) for d in self.denied[:8]) + ("; ..." if len(self.denied) > 8 else "")
+        kinds = " and ".join(NEEDS[run])
+        return (f"{self.principal} may not make {len(self.denied)} of the calls this {run} run makes: {shown}. "
+                f"Nothing was created. Give it the {kinds} policies as "
+                f"`nodestack policy KIND --app {scope.app} --account-id {scope.account} --region {scope.region}` "
+                f"prints them (docs/aws-setup.md), or run as an identity that has them.")
+
+
+def boundary_arn(scope: Scope) -> str:
+    return f"arn:{scope.partition}:iam::{scope.account}:policy/{names.instance_boundary(scope.app)}"
+
+
+def _with_path(iam: Any, role_arn: str) -> str:
+    """An assumed role's ARN with its path (IAM Identity Center's roles have one), which
+    SimulatePrincipalPolicy needs; as given when the caller may not read its role."""
+    try:
+        return str(iam.get_role(RoleName=role_arn.rsplit("/", 1)[1])["Role"]["Arn"])
+    except iam.exceptions.ClientError:
+        return role_arn
+
+
+def check(sts: Any, iam: Any, run: str, app: str, region: str) -> tuple[Scope, Verdict]:
+    """Simulate, as the caller, every call the run's policies grant (before the run changes anything);
+    a stack run also needs the instance roles' permissions boundary in place."""
+    caller = sts.get_caller_identity()
+    scope = Scope(app=app, account=caller["Account"], region=region, partition=caller["Arn"].split(":")[1])
+    if run == "stack":
+        try:
+            iam.get_policy(PolicyArn=boundary_arn(scope))
+        except iam.exceptions.NoSuchEntityException as exc:
+            raise PolicyError(
+                f"the instance roles' permissions boundary {boundary_arn(scope)} does not exist: an administrator "
+                f"creates it from `nodestack policy instance-boundary --app {scope.app} --account-id {scope.account} "
+                f"--region {scope.region}` (docs/aws-setup.md); the stack creates instance roles only with it") from exc
+    principal = principal_of(caller["Arn"])
+    if principal is None:
+        return scope, Verdict(caller["Arn"], unchecked="the account's root user, which no policy limits "
+                                                       "(use an IAM role or user for deployments)")
+    if ":role/" in principal:
+        principal = _with_path(iam, principal)
+    try:
+        denied = missing(iam, principal, needed(run, scope))
+    except iam.exceptions.ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in ("NoSuchEntity", "InvalidInput"):
+            # moto's own caller (arn:aws:sts::...:user/moto) when it does not enforce IAM
+            return scope, Verdict(principal, unchecked=f"{principal} is not an IAM user or role of the account")
+        if code not in ("AccessDenied", "AccessDeniedException"):
+            raise
+        raise PolicyError(f"{principal} may not check its own permissions (iam:SimulatePrincipalPolicy is denied): "
+                          f"give it the statement CheckOwnPermissions of the {run} policy, or skip the check "
+                          f"(stack_preflight_permissions=false, nodestack bake --no-permission-check)") from exc
+    return scope, Verdict(principal, tuple(denied))
+
+
+def needed(run: str, scope: Scope) -> dict[str, Any]:
+    """One document with every statement the run needs (its policy files together)."""
+    if run not in NEEDS:
+        raise PolicyError(f"no run {run!r}: choose one of {', '.join(NEEDS)}")
+    return {"Version": "2012-10-17",
+            "Statement": [s for kind in NEEDS[run] for s in render(kind, scope)["Statement"]]}
+
+
+def to_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"

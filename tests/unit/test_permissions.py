@@ -1,0 +1,188 @@
+"""The deployer policies of policies/: what they may grant, that every action exists, and the
+caller-to-principal rule preflight simulates as."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import boto3
+import botocore.session
+import pytest
+
+from nodestack import permissions
+from nodestack.local_cloud import fix_simulate_principal_policy
+
+SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west-1")
+# IAM's service prefixes and the botocore models whose operations they authorise.
+MODELS = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
+          "cloudwatch": ["cloudwatch"], "route53": ["route53"], "iam": ["iam"], "ssm": ["ssm"], "kms": ["kms"],
+          "logs": ["logs"]}
+NOT_OPERATIONS = {"iam:PassRole"}  # a permission checked when a role is handed to a service, not a call
+
+
+def _statements() -> list[tuple[str, dict[str, Any]]]:
+    return [(kind, s) for kind in permissions.KINDS for s in permissions.render(kind, SCOPE)["Statement"]]
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    action = statement["Action"]
+    return [action] if isinstance(action, str) else list(action)
+
+
+def test_every_action_is_an_operation_of_its_service() -> None:
+    session = botocore.session.get_session()
+    operations = {prefix: {op for model in models for op in session.get_service_model(model).operation_names}
+                  for prefix, models in MODELS.items()}
+    unknown = [f"{kind}: {action}" for kind, s in _statements() for action in _actions(s)
+               if action not in NOT_OPERATIONS and action.split(":")[1] not in operations[action.split(":")[0]]]
+    assert unknown == []
+
+
+def test_no_wildcard_action_and_every_statement_named() -> None:
+    for kind, statement in _statements():
+        assert statement["Effect"] == "Allow" and statement.get("Sid"), (kind, statement)
+        assert not [a for a in _actions(statement) if "*" in a], (kind, statement["Sid"])
+    sids = [f"{kind}:{s['Sid']}" for kind, s in _statements()]
+    assert len(sids) == len(set(sids))
+
+
+def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
+    for kind, statement in _statements():
+        resources = statement["Resource"]
+        for resource in [resources] if isinstance(resources, str) else resources:
+            assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
+            if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "HostedZones"):
+                assert resource == "*" or "nodeapp" in resource, (kind, statement["Sid"], resource)
+            assert "111122223333" in resource or resource == "*" or ":route53:::" in resource
+
+
+def test_pass_role_only_for_the_apps_role_to_ec2() -> None:
+    passing = [s for _, s in _statements() if "iam:PassRole" in _actions(s)]
+    assert len(passing) == 1
+    assert _actions(passing[0]) == ["iam:PassRole"]
+    assert passing[0]["Resource"] == "arn:aws:iam::111122223333:role/nodeapp-*"
+    assert passing[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
+
+
+def test_the_emulators_copy_keeps_every_action_and_drops_the_scoping() -> None:
+    for kind in permissions.KINDS:
+        document = permissions.render(kind, SCOPE)
+        local = permissions.for_emulator(document)
+        assert [_actions(s) for s in local["Statement"]] == [_actions(s) for s in document["Statement"]]
+        assert {s["Resource"] for s in local["Statement"]} == {"*"}
+        assert not [s for s in local["Statement"] if "Condition" in s]
+
+
+@pytest.mark.parametrize(("field", "value", "named"), [
+    ("app", "Node App", "app 'Node App'"), ("account", "1234", "account '1234'"), ("region", "mars", "region 'mars'")])
+def test_a_bad_scope_is_refused_naming_it(field: str, value: str, named: str) -> None:
+    given = {"app": "nodeapp", "account": "111122223333", "region": "eu-west-1", field: value}
+    with pytest.raises(permissions.PolicyError, match=re.escape(named)):
+        permissions.Scope(**given)
+
+
+def test_an_unknown_policy_or_run_is_refused() -> None:
+    with pytest.raises(permissions.PolicyError, match="choose one of bake, stack, verify"):
+        permissions.render("admin", SCOPE)
+    with pytest.raises(permissions.PolicyError, match="no run 'deploy'"):
+        permissions.needed("deploy", SCOPE)
+
+
+def test_the_stack_run_needs_the_reads_of_verification() -> None:
+    needed = permissions.needed("stack", SCOPE)["Statement"]
+    assert needed == permissions.render("stack", SCOPE)["Statement"] + permissions.render("verify", SCOPE)["Statement"]
+
+
+@pytest.mark.parametrize(("caller", "principal"), [
+    ("arn:aws:iam::111122223333:user/ci", "arn:aws:iam::111122223333:user/ci"),
+    ("arn:aws:sts::111122223333:assumed-role/deployer/gh-actions-42", "arn:aws:iam::111122223333:role/deployer"),
+    ("arn:aws-cn:sts::111122223333:assumed-role/deployer/s", "arn:aws-cn:iam::111122223333:role/deployer"),
+    ("arn:aws:iam::111122223333:root", None),
+])
+def test_a_caller_is_checked_as_its_user_or_role(caller: str, principal: str | None) -> None:
+    assert permissions.principal_of(caller) == principal
+
+
+def _holder(iam: Any, name: str, scope: permissions.Scope, kinds: tuple[str, ...]) -> str:
+    """A user holding the policies of kinds rendered for scope, as an administrator attaches them."""
+    arn = str(iam.create_user(UserName=name)["User"]["Arn"])
+    for kind in kinds:
+        policy = iam.create_policy(PolicyName=f"{name}-{kind}",
+                                   PolicyDocument=json.dumps(permissions.render(kind, scope)))["Policy"]["Arn"]
+        iam.attach_user_policy(UserName=name, PolicyArn=policy)
+    return arn
+
+
+def _decision(iam: Any, principal: str, action: str, resource: str, context: dict[str, str] | None = None) -> str:
+    entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
+               for k, v in (context or {}).items()]
+    result = iam.simulate_principal_policy(PolicySourceArn=principal, ActionNames=[action], ResourceArns=[resource],
+                                           ContextEntries=entries)["EvaluationResults"][0]
+    return str(result["EvalDecision"])
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    deployer = _holder(iam, "deployer", SCOPE, ("stack", "verify"))
+    account, region = SCOPE.account, SCOPE.region
+    boundary = {"iam:PermissionsBoundary": f"arn:aws:iam::{account}:policy/nodeapp-instance-boundary"}
+    to_ec2 = {"iam:PassedToService": "ec2.amazonaws.com"}
+    # the names the naming map gives the prod stack of nodeapp, and another app's
+    cases = [
+        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", boundary, "allowed"),
+        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", None, "implicitDeny"),
+        ("iam:PutRolePolicy", f"arn:aws:iam::{account}:role/otherapp-prod-app", boundary, "implicitDeny"),
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", to_ec2, "allowed"),
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app",
+         {"iam:PassedToService": "lambda.amazonaws.com"}, "implicitDeny"),
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/admin", to_ec2, "implicitDeny"),
+        ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{region}:{account}:alarm:nodeapp-prod-cpu-high", None,
+         "allowed"),
+        ("cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{region}:{account}:alarm:otherapp-prod-cpu-high", None,
+         "implicitDeny"),
+        ("elasticloadbalancing:DeleteLoadBalancer",
+         f"arn:aws:elasticloadbalancing:{region}:{account}:loadbalancer/app/nodeapp-prod-blue/50dc6c495c0c9188", None,
+         "allowed"),
+        ("autoscaling:DeleteAutoScalingGroup",
+         f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:1a2b:autoScalingGroupName/otherapp-prod", None,
+         "implicitDeny"),
+        ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/nodeapp/prod/config/PORT", None, "allowed"),
+        ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/otherapp/prod/config/PORT", None,
+         "implicitDeny"),
+        ("ec2:CreateVpc", "*", {"aws:RequestedRegion": region}, "allowed"),
+        ("ec2:CreateVpc", "*", {"aws:RequestedRegion": "us-east-1"}, "implicitDeny"),
+        ("iam:CreateUser", f"arn:aws:iam::{account}:user/intruder", None, "implicitDeny"),
+    ]
+    got = [(action, resource, _decision(iam, deployer, action, resource, context))
+           for action, resource, context, _ in cases]
+    assert got == [(action, resource, want) for action, resource, _, want in cases]
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_check_names_what_a_caller_lacks() -> None:
+    fix_simulate_principal_policy.apply()
+    iam, sts = boto3.client("iam", region_name="eu-west-1"), boto3.client("sts", region_name="eu-west-1")
+    account = sts.get_caller_identity()["Account"]
+    scope = permissions.Scope("nodeapp", account, "eu-west-1")
+    with pytest.raises(permissions.PolicyError, match="nodeapp-instance-boundary does not exist: .* `nodestack policy "
+                                                      "instance-boundary --app nodeapp"):
+        permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1")
+    iam.create_policy(PolicyName="nodeapp-instance-boundary",
+                      PolicyDocument=json.dumps(permissions.render("instance-boundary", scope)))
+    whole = _holder(iam, "whole", scope, ("stack", "verify"))
+    other = _holder(iam, "other", permissions.Scope("otherapp", account, "eu-west-1"), ("stack", "verify"))
+    holds = permissions.missing(iam, whole, permissions.needed("stack", scope))
+    lacks = permissions.missing(iam, other, permissions.needed("stack", scope))
+    assert holds == []
+    # moto's caller is no IAM user of the account: nothing to simulate, and the run says so
+    assert permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1")[1].unchecked.endswith(
+        "is not an IAM user or role of the account")
+    assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
+                                             "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration",
+                                             "InstanceRoleReads", "AppParameters"}
+    assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-*", "implicitDeny",
+                              "PassInstanceRoleToEc2") in lacks
