@@ -199,6 +199,7 @@ locals {
   origin_tags = {
     Name           = local.ami_name
     Project        = var.project
+    App            = var.app_name
     Environment    = var.env
     BuildTimestamp = var.build_timestamp
     GitRevision    = var.git_revision

@@ -16,19 +16,21 @@ def group(aws: Any, declared: dict[str, Any]) -> dict[str, Any]:
     return groups["AutoScalingGroups"][0]
 
 
+def _tag_filters(declared: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the stack's resources are found by: every tag of the stack (project, app, environment)."""
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in declared["tags"].items()]
+
+
 @pytest.fixture(scope="session")
 def private_subnets(aws: Any, declared: dict[str, Any]) -> set[str]:
     subnets = aws("ec2").describe_subnets(Filters=[
-        {"Name": "tag:Project", "Values": [declared["project"]]},
-        {"Name": "tag:Environment", "Values": [declared["env"]]},
-        {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
+        *_tag_filters(declared), {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
     return {s["SubnetId"] for s in subnets}
 
 
 @pytest.fixture(scope="session")
 def groups_by_name(aws: Any, declared: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found = aws("ec2").describe_security_groups(Filters=[{"Name": "tag:Project", "Values": [declared["project"]]},
-                                                         {"Name": "tag:Environment", "Values": [declared["env"]]}])
+    found = aws("ec2").describe_security_groups(Filters=_tag_filters(declared))
     return {g["GroupName"]: g for g in found["SecurityGroups"]}
 
 
@@ -62,8 +64,9 @@ def test_instances_run_the_promoted_ami_hardened(aws: Any, group: dict[str, Any]
     assert spec["MetadataOptions"]["HttpTokens"] == "required"
     assert all(b["Ebs"]["Encrypted"] for b in spec["BlockDeviceMappings"])
     profile = spec["IamInstanceProfile"]  # the module names it by ARN
-    assert (profile.get("Name") == declared["names"]["instance_role"]
-            or profile["Arn"].endswith(f"instance-profile/{declared['names']['instance_role']}"))
+    names = declared["names"]
+    assert (profile.get("Name") == names["instance_role"]
+            or profile["Arn"].endswith(f"instance-profile{names['iam_path']}{names['instance_role']}"))
     assert spec["SecurityGroupIds"] == [groups_by_name[declared["names"]["app_group"]]["GroupId"]]
 
 
@@ -164,7 +167,7 @@ def test_alarms(aws: Any, declared: dict[str, Any]) -> None:
     for name, alarm in alarms.items():  # what teardown finds them by
         listed = aws("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
         tags = {t["Key"]: t["Value"] for t in listed}
-        assert (tags.get("Project"), tags.get("Environment")) == (declared["project"], declared["env"]), name
+        assert {key: tags.get(key) for key in declared["tags"]} == declared["tags"], name
 
 
 def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""stack_owned: keep the resources tagged as this project's environment (teardown's guard)."""
+"""stack_owned: keep the resources carrying every tag of the stack (stack_tags: project, app and
+environment), teardown's guard; stack_asg_tags: those tags as an Auto Scaling group takes them."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ def _tag_dict(tags: Any) -> dict[str, str]:
     return pairs
 
 
-def stack_owned(resources: list[dict[str, Any]], project: str, env: str,
+def stack_owned(resources: list[dict[str, Any]], tags: dict[str, str],
                 tags_key: str = "tags") -> list[dict[str, Any]]:
-    """The resources whose tags say Project=project (the naming map's stack__project) and Environment=env."""
-    return [r for r in resources
-            if _tag_dict(r.get(tags_key)).get("Project") == project
-            and _tag_dict(r.get(tags_key)).get("Environment") == env]
+    """The resources carrying every one of tags (the stack's stack_tags)."""
+    wanted = {str(k): str(v) for k, v in tags.items()}.items()
+    return [r for r in resources if _tag_dict(r.get(tags_key)).items() >= wanted]
+
+
+def stack_asg_tags(tags: dict[str, str]) -> list[dict[str, Any]]:
+    """amazon.aws.autoscaling_group's tags, each given to the instances too, sorted by key as AWS
+    lists them (the module compares them in order: unsorted, every run would change them)."""
+    return [{key: tags[key], "propagate_at_launch": True} for key in sorted(tags)]
 
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_owned": stack_owned}
+        return {"stack_owned": stack_owned, "stack_asg_tags": stack_asg_tags}

@@ -30,6 +30,11 @@ def instance_boundary(app: str) -> str:
     return _render(_map()["stack__names"]["instance_boundary"], stack_app_name=app)
 
 
+def iam_path() -> str:
+    """The IAM path of the stack's instance roles and profiles (stack__names.iam_path)."""
+    return _render(_map()["stack__names"]["iam_path"], stack__project=project())
+
+
 def _render(template: str, **values: str) -> str:
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(**values)
 

@@ -4,8 +4,11 @@ caller, against every action and resource the policy grants)."""
 
 from __future__ import annotations
 
+import ipaddress
+import itertools
 import json
 import re
+import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +19,11 @@ from nodestack import names
 from nodestack.paths import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policies"
-KINDS = ("bake", "stack", "verify", "instance-boundary")
-DEPLOYER_KINDS = KINDS[:3]  # what a deployer holds; the boundary bounds the roles it makes
+KINDS = ("bake", "stack-network", "stack", "verify", "instance-boundary")
+DEPLOYER_KINDS = KINDS[:4]  # what a deployer holds; the boundary bounds the roles it makes
 # What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
-NEEDS = {"bake": ("bake",), "stack": ("stack", "verify"), "verify": ("verify",)}
-_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",)}
+_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")  # as roles/stack/tasks/checks.yml and the bake
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -57,7 +60,7 @@ def render(kind: str, scope: Scope) -> dict[str, Any]:
         (POLICY_DIR / f"{kind}.yml").read_text())
     document: dict[str, Any] = yaml.safe_load(template.render(
         app=scope.app, account=scope.account, region=scope.region, partition=scope.partition,
-        boundary=names.instance_boundary(scope.app)))
+        boundary=names.instance_boundary(scope.app), iam_path=names.iam_path().lstrip("/")))
     return document
 
 
@@ -101,36 +104,45 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def _context(statement: dict[str, Any]) -> list[dict[str, Any]]:
-    """The condition values the run's requests carry, as the statement's conditions name them
-    (for example iam:PassedToService = ec2.amazonaws.com when the instance role is passed)."""
-    entries = []
+def _contexts(statement: dict[str, Any], region: str) -> list[list[dict[str, Any]]]:
+    """The request contexts the run's calls under statement carry: the region every request has,
+    and each value its conditions name (iam:PassedToService = ec2.amazonaws.com when the
+    instance role is passed; each service whose linked role may be created), one at a time."""
+    keys: dict[str, list[str]] = {"aws:RequestedRegion": [region]}
     for operator in statement.get("Condition", {}).values():
         for key, values in operator.items():
-            entries.append({"ContextKeyName": key, "ContextKeyValues": _as_list(values)[:1],
-                            "ContextKeyType": "string"})
-    return entries
+            keys[key] = _as_list(values)
+    return [[{"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
+             for key, value in zip(keys, chosen, strict=True)]
+            for chosen in itertools.product(*keys.values())]
 
 
-def missing(iam: Any, principal: str, document: dict[str, Any]) -> list[Denied]:
+def missing(iam: Any, principal: str, document: dict[str, Any], region: str) -> list[Denied]:
     """Every action and resource that document's Allow statements grant and principal may not use."""
     denied: list[Denied] = []
     for index, statement in enumerate(document["Statement"]):
         if statement.get("Effect") != "Allow":
             continue
-        sid = str(statement.get("Sid", index))
-        pages = iam.get_paginator("simulate_principal_policy").paginate(
-            PolicySourceArn=principal, ActionNames=_as_list(statement["Action"]),
-            ResourceArns=_as_list(statement.get("Resource", "*")), ContextEntries=_context(statement))
-        for page in pages:
-            for result in page["EvaluationResults"]:
-                if result["EvalDecision"] == "allowed":
-                    continue
-                # one result per action, the most restrictive; each resource's own beneath it
-                resources = [r["EvalResourceName"] for r in result.get("ResourceSpecificResults", [])
-                             if r["EvalResourceDecision"] != "allowed"] or [result.get("EvalResourceName", "*")]
-                denied += [Denied(result["EvalActionName"], resource, result["EvalDecision"], sid)
-                           for resource in resources]
+        for context in _contexts(statement, region):
+            denied += _simulate(iam, principal, statement, context, str(statement.get("Sid", index)))
+    return list(dict.fromkeys(denied))  # once each, whichever context denied it
+
+
+def _simulate(iam: Any, principal: str, statement: dict[str, Any], context: list[dict[str, Any]],
+              sid: str) -> list[Denied]:
+    denied: list[Denied] = []
+    pages = iam.get_paginator("simulate_principal_policy").paginate(
+        PolicySourceArn=principal, ActionNames=_as_list(statement["Action"]),
+        ResourceArns=_as_list(statement.get("Resource", "*")), ContextEntries=context)
+    for page in pages:
+        for result in page["EvaluationResults"]:
+            if result["EvalDecision"] == "allowed":
+                continue
+            # one result per action, the most restrictive; each resource's own beneath it
+            resources = [r["EvalResourceName"] for r in result.get("ResourceSpecificResults", [])
+                         if r["EvalResourceDecision"] != "allowed"] or [result.get("EvalResourceName", "*")]
+            denied += [Denied(result["EvalActionName"], resource, result["EvalDecision"], sid)
+                       for resource in resources]
     return denied
 
 
@@ -150,6 +162,15 @@ class Verdict:
                 f"prints them (docs/aws-setup.md), or run as an identity that has them.")
 
 
+def on_loopback(endpoint_url: str | None) -> bool:
+    """True for the local cloud's endpoint (loopback), where moto's own caller is no IAM entity."""
+    host = urllib.parse.urlparse(endpoint_url or "").hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def boundary_arn(scope: Scope) -> str:
     return f"arn:{scope.partition}:iam::{scope.account}:policy/{names.instance_boundary(scope.app)}"
 
@@ -163,7 +184,7 @@ def _with_path(iam: Any, role_arn: str) -> str:
         return role_arn
 
 
-def check(sts: Any, iam: Any, run: str, app: str, region: str) -> tuple[Scope, Verdict]:
+def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> tuple[Scope, Verdict]:
     """Simulate, as the caller, every call the run's policies grant (before the run changes anything);
     a stack run also needs the instance roles' permissions boundary in place."""
     caller = sts.get_caller_identity()
@@ -183,12 +204,17 @@ def check(sts: Any, iam: Any, run: str, app: str, region: str) -> tuple[Scope, V
     if ":role/" in principal:
         principal = _with_path(iam, principal)
     try:
-        denied = missing(iam, principal, needed(run, scope))
+        denied = missing(iam, principal, needed(run, scope), region)
     except iam.exceptions.ClientError as exc:
         code = exc.response["Error"]["Code"]
-        if code in ("NoSuchEntity", "InvalidInput"):
+        if code in ("NoSuchEntity", "InvalidInput") and local:
             # moto's own caller (arn:aws:sts::...:user/moto) when it does not enforce IAM
             return scope, Verdict(principal, unchecked=f"{principal} is not an IAM user or role of the account")
+        if code in ("NoSuchEntity", "InvalidInput"):
+            raise PolicyError(f"cannot check the permissions of {caller['Arn']} as {principal} ({code}): run as an "
+                              f"IAM role or user of account {scope.account} that may read its own role "
+                              f"(statement CheckOwnPermissions), or skip the check (stack_preflight_permissions="
+                              f"false, nodestack bake --no-permission-check)") from exc
         if code not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise PolicyError(f"{principal} may not check its own permissions (iam:SimulatePrincipalPolicy is denied): "

@@ -20,14 +20,16 @@ def cloud(tmp_path):  # type: ignore[no-untyped-def]
         yield endpoint
 
 
-def make_images(ec2: Any, env: str, count: int, validated: str = "true") -> list[str]:
-    """AMIs made the way Packer makes them (instance -> CreateImage), oldest first."""
+def make_images(ec2: Any, env: str, count: int, validated: str = "true", app: str | None = "nodeapp") -> list[str]:
+    """AMIs made the way Packer makes them (instance -> CreateImage), oldest first; app None: as
+    nodeapp's were baked before AMIs had an App tag."""
     instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ids = []
     for n in range(count):
         ami = ec2.create_image(InstanceId=instance,
-                               Name=f"nodeapp-{env}-{validated}-{n}-{time.monotonic_ns()}")["ImageId"]
+                               Name=f"{app or 'nodeapp'}-{env}-{validated}-{n}-{time.monotonic_ns()}")["ImageId"]
         ec2.create_tags(Resources=[ami], Tags=[{"Key": "Project", "Value": "nodestack"},
+                                               *([{"Key": "App", "Value": app}] if app else []),
                                                {"Key": "Environment", "Value": env},
                                                {"Key": "validated", "Value": validated}])
         ids.append(ami)
@@ -38,32 +40,34 @@ def make_images(ec2: Any, env: str, count: int, validated: str = "true") -> list
 def test_keeps_newest_validated_and_in_use(cloud: server.Endpoint) -> None:
     ec2, asg = client(cloud.url, "ec2"), client(cloud.url, "autoscaling")
     dev = make_images(ec2, "dev", 4)
-    failed = make_images(ec2, "dev", 1, validated="failed")
+    failed = make_images(ec2, "dev", 1, validated="failed") + make_images(ec2, "dev", 1, "failed", app=None)
     prod = make_images(ec2, "prod", 1)
+    other_app = make_images(ec2, "dev", 1, validated="failed", app="shop")  # not nodeapp's to prune
     # the oldest dev AMI still backs a launch template, the next a launch configuration
     ec2.create_launch_template(LaunchTemplateName="nodeapp-dev", LaunchTemplateData={"ImageId": dev[0]})
     snapshots = {i["ImageId"]: i["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
                  for i in ec2.describe_images(ImageIds=dev + failed)["Images"]}
 
-    dry = registry.plan_prune(ec2, asg, "dev", keep=2)
+    dry = registry.plan_prune(ec2, asg, "nodeapp", "dev", keep=2)
     assert dry.keep == [dev[3], dev[2]] and dry.in_use == [dev[0]]
     assert sorted(dry.remove) == sorted([dev[1], *failed])
     assert len(ec2.describe_images(ImageIds=dev)["Images"]) == 4, "planning removed something"
 
     asg.create_launch_configuration(LaunchConfigurationName="nodeapp-dev-old", ImageId=dev[1], InstanceType="t3.micro")
-    plan = registry.plan_prune(ec2, asg, "dev", keep=2)
-    assert plan.in_use == [dev[1], dev[0]] and plan.remove == failed
+    plan = registry.plan_prune(ec2, asg, "nodeapp", "dev", keep=2)
+    assert plan.in_use == [dev[1], dev[0]] and sorted(plan.remove) == sorted(failed)
 
     registry.apply_prune(ec2, plan)
     left = {i["ImageId"] for i in ec2.describe_images(Owners=["self"])["Images"]}
-    assert left == {*dev, *prod}
+    assert left == {*dev, *prod, *other_app}
     remaining_snapshots = {s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]}
     assert snapshots[failed[0]] not in remaining_snapshots and snapshots[dev[3]] in remaining_snapshots
 
 
 def test_keep_below_one_is_refused(cloud: server.Endpoint) -> None:
     with pytest.raises(ValueError, match="keep at least 1"):
-        registry.plan_prune(client(cloud.url, "ec2"), client(cloud.url, "autoscaling"), "dev", keep=0)
+        registry.plan_prune(client(cloud.url, "ec2"), client(cloud.url, "autoscaling"), "nodeapp", "dev",
+                            keep=0)
 
 
 def test_prune_command_dry_run_removes_nothing(cloud: server.Endpoint, tmp_path) -> None:  # type: ignore[no-untyped-def]

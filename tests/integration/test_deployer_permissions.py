@@ -57,7 +57,7 @@ def test_only_the_identities_calls_are_allowed(cloud: server.Endpoint) -> None:
 
 def test_a_deployer_missing_a_statement_is_stopped_by_preflight_before_any_change(cloud: server.Endpoint) -> None:
     iam = admin(cloud, "iam")
-    arn = f"arn:aws:iam::{identities.ACCOUNT}:policy/nodeapp-deployer-stack"
+    arn = f"arn:aws:iam::{identities.ACCOUNT}:policy/nodeapp-deployer-stack-network"
     document = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
     document = json.loads(document) if isinstance(document, str) else document
     without = [s for s in document["Statement"] if s["Sid"] != "Network"]
@@ -73,7 +73,7 @@ def test_a_deployer_missing_a_statement_is_stopped_by_preflight_before_any_chang
         iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
     assert result.returncode != 0
     failed = result.stdout.split("TASK [stack : Check the caller may make every call of this run]")[1]
-    network = next(s for s in permissions.render("stack", SCOPE)["Statement"] if s["Sid"] == "Network")
+    network = next(s for s in permissions.render("stack-network", SCOPE)["Statement"] if s["Sid"] == "Network")
     # the deployer also holds the bake's policy, which grants it a few of them (security groups, tags)
     baking = {a for s in permissions.render("bake", SCOPE)["Statement"] for a in s["Action"]}
     lacking = [a for a in network["Action"] if a not in baking]
@@ -113,3 +113,5 @@ def test_the_deployer_bakes_deploys_rolls_out_shifts_colours_and_tears_down(clou
     assert torn.returncode == 0 and recap(torn.stdout)["failed"] == 0, torn.stdout[-3000:]
     left = admin(cloud, "ec2").describe_vpcs(Filters=[{"Name": "tag:Project", "Values": ["nodestack"]}])["Vpcs"]
     assert left == []
+    assert admin(cloud, "iam").list_roles(PathPrefix="/nodestack/")["Roles"] == []
+    assert admin(cloud, "iam").list_instance_profiles(PathPrefix="/nodestack/")["InstanceProfiles"] == []

@@ -16,6 +16,7 @@ from botocore.parsers import ResponseParserError
 from moto import mock_aws
 from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMRequestBase
+from moto.ssm.responses import SimpleSystemManagerResponse
 
 from nodestack.local_cloud import base_image, fix_iam_enforcement, fixes, server
 from nodestack.local_cloud.instances import ami_image, podman
@@ -580,13 +581,17 @@ def test_plain_moto_lacks_simulate_principal_policy(plain_moto: str) -> None:
 
 
 @pytest.fixture
-def enforced(monkeypatch: pytest.MonkeyPatch) -> None:
+def enforced(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in this process, its request authorisation as it was before the test."""
     monkeypatch.setattr(IAMRequestBase, "__init__", IAMRequestBase.__init__)
     monkeypatch.setattr(IAMRequestBase, "_create_aws_request", IAMRequestBase._create_aws_request)
+    had_resource_hook = "_determine_resource" in vars(SimpleSystemManagerResponse)
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(var, "testing")
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    yield
+    if not had_resource_hook and "_determine_resource" in vars(SimpleSystemManagerResponse):
+        delattr(SimpleSystemManagerResponse, "_determine_resource")
 
 
 def _as_user_allowed(action: str, service: str, call: Callable[[Any], Any], resource: str = "*") -> str:

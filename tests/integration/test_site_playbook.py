@@ -132,6 +132,10 @@ def test_network_and_iam_are_as_declared(site: SiteRuns, local_cloud: server.End
     assert len(eips) == 1 and {"Key": "Name", "Value": "nodeapp-local-nat-us-east-1a"} in eips[0]["Tags"]
     profile = iam.get_instance_profile(InstanceProfileName="nodeapp-local-app")["InstanceProfile"]
     assert [r["RoleName"] for r in profile["Roles"]] == ["nodeapp-local-app"]
+    # under the project's IAM path, bounded by the boundary: what the stack's deployer may touch
+    assert profile["Path"] == "/nodestack/" and profile["Roles"][0]["Path"] == "/nodestack/"
+    role = iam.get_role(RoleName="nodeapp-local-app")["Role"]
+    assert role["PermissionsBoundary"]["PermissionsBoundaryArn"].endswith(":policy/nodeapp-instance-boundary")
     policy = iam.get_role_policy(RoleName="nodeapp-local-app", PolicyName="nodeapp-local-app-least-privilege")
     resources = [st["Resource"] for st in policy["PolicyDocument"]["Statement"]]
     # the configuration path the (dev) AMI reads, nothing else: not the AMI parameters beside it
@@ -281,6 +285,8 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_asg_max_szie=3", "Unknown stack settings: stack_asg_max_szie (did you mean stack_asg_max_size?)"),
     ("stack_frobnicate=1", "Unknown stack settings: stack_frobnicate. Fix the name"),
     ("stack_app_config_path=/nodeapp/dev/config", "stack_app_config_path=/nodeapp/dev/config is invalid"),
+    ("stack_app_config_path=/shared/config/", "stack_app_config_path=/shared/config/ is invalid: give an SSM path "
+                                              "under /nodeapp/"),
     ('{"stack_app_config": {"database-url": "x"}}', "stack_app_config=['database-url'] (names) is invalid"),
     ('{"stack_app_config": {"API_KEY": "x"}, "stack_app_secrets": {"API_KEY": "s3cret-value"}}',
      "name each value as an environment variable"),
@@ -298,6 +304,8 @@ def test_bad_input_is_named_and_nothing_is_called(
 
 BAD_ZONES = '{"stack_zones": ["us-east-1a", "us-east-1z"]}'
 ZONES_READ, TYPES_READ = "ec2:DescribeAvailabilityZones", "ec2:DescribeInstanceTypeOfferings"
+# preflight's reads before the region's offerings: the caller, its permissions and the boundary
+CALLER_READS = {"sts:GetCallerIdentity", "iam:ListAccountAliases", "iam:GetPolicy", "iam:SimulatePrincipalPolicy"}
 
 
 @pytest.mark.parametrize(("playbook_file", "override", "named", "read"), [
@@ -319,7 +327,7 @@ def test_what_the_region_lacks_is_named_before_any_change(aws_env: dict[str, str
     assert named in result.stdout, result.stdout[-3000:]
     calls = request_log.count_calls(log, before)[1]
     assert read in calls
-    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", ZONES_READ, TYPES_READ}, calls
+    assert set(calls) <= {*CALLER_READS, ZONES_READ, TYPES_READ}, calls
 
 
 @pytest.mark.parametrize("validated", ["missing", "false"])
@@ -332,8 +340,7 @@ def test_an_unpromoted_ami_is_refused_before_any_change(aws_env: dict[str, str],
     assert result.returncode != 0
     assert f"AMI {ami} is {'missing' if validated == 'missing' else 'not promoted'}" in result.stdout
     calls = request_log.count_calls(log, before)[1]
-    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases", ZONES_READ, TYPES_READ,
-                          "ec2:DescribeImages"}, calls
+    assert set(calls) <= {*CALLER_READS, ZONES_READ, TYPES_READ, "ec2:DescribeImages"}, calls
 
 
 def test_verify_names_an_endpoint_that_does_not_answer_and_reports_no_drift(aws_env: dict[str, str],

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from nodestack import permissions
 from nodestack.local_cloud import request_log, server
 from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, endpoint_in, env_for, make_image
 from tests.integration.test_site_playbook import playbook, recap
@@ -289,3 +290,29 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[other["Vpc"]["VpcId"]])["Vpcs"]] == [other["Vpc"]["VpcId"]]
     again = playbook(env, "playbooks/teardown.yml")
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
+
+
+def test_two_apps_side_by_side_and_one_torn_down_leaves_the_other_whole(cloud: server.Endpoint,
+                                                                         env: dict[str, str]) -> None:
+    """Two apps in one account and environment: each finds only its own resources (App tag)."""
+    shop = ["-e", "stack_app_name=shop", "-e", "stack_dns_name=shop"]
+    client(cloud.url, "ssm").put_parameter(Name="/shop/dev/ami/latest", Value=make_image(cloud, "true"),
+                                           Type="String", Overwrite=True)
+    client(cloud.url, "iam").create_policy(  # what an administrator makes once per app (docs/aws-setup.md)
+        PolicyName="shop-instance-boundary", PolicyDocument=json.dumps(permissions.render(
+            "instance-boundary", permissions.Scope("shop", "123456789012", server.DEFAULT_REGION))))
+    for args in ([], shop):
+        built = playbook(env, "site.yml", *args)
+        assert built.returncode == 0, built.stdout[-3000:]
+    torn = playbook(env, "playbooks/teardown.yml", *shop)
+    assert torn.returncode == 0, torn.stdout[-3000:]
+    ec2 = client(cloud.url, "ec2")
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["Vpcs"] == []
+    assert ec2.describe_security_groups(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["SecurityGroups"] == []
+    names = [lb["LoadBalancerName"] for lb in client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"]]
+    assert names == ["nodeapp-local"]
+    verified = playbook(env, "playbooks/verify.yml")  # nodeapp's stack as it declares it, nothing missing
+    assert verified.returncode == 0 and "nodeapp-local verified" in verified.stdout, verified.stdout[-3000:]
+    again = playbook(env, "site.yml")
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    assert playbook(env, "playbooks/teardown.yml").returncode == 0

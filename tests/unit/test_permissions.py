@@ -31,6 +31,13 @@ def _actions(statement: dict[str, Any]) -> list[str]:
     return [action] if isinstance(action, str) else list(action)
 
 
+def test_every_policy_fits_aws_limit_of_a_managed_policy() -> None:
+    """6,144 characters without white space (IAM quotas), for the longest app name and region."""
+    longest = permissions.Scope(app="a" * 31, account="111122223333", region="ap-southeast-2", partition="aws-us-gov")
+    for kind in permissions.KINDS:
+        assert len(json.dumps(permissions.render(kind, longest), separators=(",", ":"))) <= 6144, kind
+
+
 def test_every_action_is_an_operation_of_its_service() -> None:
     session = botocore.session.get_session()
     operations = {prefix: {op for model in models for op in session.get_service_model(model).operation_names}
@@ -53,7 +60,7 @@ def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
         resources = statement["Resource"]
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
-            if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "HostedZones"):
+            if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones"):
                 assert resource == "*" or "nodeapp" in resource, (kind, statement["Sid"], resource)
             assert "111122223333" in resource or resource == "*" or ":route53:::" in resource
 
@@ -62,7 +69,7 @@ def test_pass_role_only_for_the_apps_role_to_ec2() -> None:
     passing = [s for _, s in _statements() if "iam:PassRole" in _actions(s)]
     assert len(passing) == 1
     assert _actions(passing[0]) == ["iam:PassRole"]
-    assert passing[0]["Resource"] == "arn:aws:iam::111122223333:role/nodeapp-*"
+    assert passing[0]["Resource"] == "arn:aws:iam::111122223333:role/nodestack/nodeapp-*"
     assert passing[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 
 
@@ -84,7 +91,7 @@ def test_a_bad_scope_is_refused_naming_it(field: str, value: str, named: str) ->
 
 
 def test_an_unknown_policy_or_run_is_refused() -> None:
-    with pytest.raises(permissions.PolicyError, match="choose one of bake, stack, verify"):
+    with pytest.raises(permissions.PolicyError, match="choose one of bake, stack-network, stack, verify"):
         permissions.render("admin", SCOPE)
     with pytest.raises(permissions.PolicyError, match="no run 'deploy'"):
         permissions.needed("deploy", SCOPE)
@@ -92,7 +99,8 @@ def test_an_unknown_policy_or_run_is_refused() -> None:
 
 def test_the_stack_run_needs_the_reads_of_verification() -> None:
     needed = permissions.needed("stack", SCOPE)["Statement"]
-    assert needed == permissions.render("stack", SCOPE)["Statement"] + permissions.render("verify", SCOPE)["Statement"]
+    kinds = ("stack-network", "stack", "verify")
+    assert needed == [s for kind in kinds for s in permissions.render(kind, SCOPE)["Statement"]]
 
 
 @pytest.mark.parametrize(("caller", "principal"), [
@@ -127,18 +135,21 @@ def _decision(iam: Any, principal: str, action: str, resource: str, context: dic
 def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
     fix_simulate_principal_policy.apply()
     iam = boto3.client("iam", region_name="eu-west-1")
-    deployer = _holder(iam, "deployer", SCOPE, ("stack", "verify"))
+    deployer = _holder(iam, "deployer", SCOPE, ("stack-network", "stack", "verify"))
     account, region = SCOPE.account, SCOPE.region
     boundary = {"iam:PermissionsBoundary": f"arn:aws:iam::{account}:policy/nodeapp-instance-boundary"}
     to_ec2 = {"iam:PassedToService": "ec2.amazonaws.com"}
     # the names the naming map gives the prod stack of nodeapp, and another app's
     cases = [
-        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", boundary, "allowed"),
-        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", None, "implicitDeny"),
-        ("iam:PutRolePolicy", f"arn:aws:iam::{account}:role/otherapp-prod-app", boundary, "implicitDeny"),
-        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app", to_ec2, "allowed"),
-        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-prod-app",
+        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-prod-app", boundary, "allowed"),
+        ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-prod-app", None, "implicitDeny"),
+        ("iam:PutRolePolicy", f"arn:aws:iam::{account}:role/nodestack/otherapp-prod-app", boundary, "implicitDeny"),
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-prod-app", to_ec2, "allowed"),
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-prod-app",
          {"iam:PassedToService": "lambda.amazonaws.com"}, "implicitDeny"),
+        # a role of the app's name outside the project's path: an administrator's, not the stack's
+        ("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-admin", to_ec2, "implicitDeny"),
+        ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{account}:role/nodeapp-admin", None, "implicitDeny"),
         ("iam:PassRole", f"arn:aws:iam::{account}:role/admin", to_ec2, "implicitDeny"),
         ("cloudwatch:PutMetricAlarm", f"arn:aws:cloudwatch:{region}:{account}:alarm:nodeapp-prod-cpu-high", None,
          "allowed"),
@@ -151,6 +162,12 @@ def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
          f"arn:aws:autoscaling:{region}:{account}:autoScalingGroup:1a2b:autoScalingGroupName/otherapp-prod", None,
          "implicitDeny"),
         ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/nodeapp/prod/config/PORT", None, "allowed"),
+        ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/nodeapp/prod/ami/latest", None,
+         "implicitDeny"),  # the bake's to set
+        ("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z0123",
+         {"route53:ChangeResourceRecordSetsRecordTypes": "A"}, "allowed"),
+        ("route53:ChangeResourceRecordSets", "arn:aws:route53:::hostedzone/Z0123",
+         {"route53:ChangeResourceRecordSetsRecordTypes": "MX"}, "implicitDeny"),
         ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/otherapp/prod/config/PORT", None,
          "implicitDeny"),
         ("ec2:CreateVpc", "*", {"aws:RequestedRegion": region}, "allowed"),
@@ -170,19 +187,23 @@ def test_the_check_names_what_a_caller_lacks() -> None:
     scope = permissions.Scope("nodeapp", account, "eu-west-1")
     with pytest.raises(permissions.PolicyError, match="nodeapp-instance-boundary does not exist: .* `nodestack policy "
                                                       "instance-boundary --app nodeapp"):
-        permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1")
+        permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=True)
     iam.create_policy(PolicyName="nodeapp-instance-boundary",
                       PolicyDocument=json.dumps(permissions.render("instance-boundary", scope)))
-    whole = _holder(iam, "whole", scope, ("stack", "verify"))
-    other = _holder(iam, "other", permissions.Scope("otherapp", account, "eu-west-1"), ("stack", "verify"))
-    holds = permissions.missing(iam, whole, permissions.needed("stack", scope))
-    lacks = permissions.missing(iam, other, permissions.needed("stack", scope))
+    whole = _holder(iam, "whole", scope, ("stack-network", "stack", "verify"))
+    other = _holder(iam, "other", permissions.Scope("otherapp", account, "eu-west-1"),
+                    ("stack-network", "stack", "verify"))
+    holds = permissions.missing(iam, whole, permissions.needed("stack", scope), "eu-west-1")
+    lacks = permissions.missing(iam, other, permissions.needed("stack", scope), "eu-west-1")
     assert holds == []
-    # moto's caller is no IAM user of the account: nothing to simulate, and the run says so
-    assert permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1")[1].unchecked.endswith(
+    # moto's caller is no IAM user of the account: on the local cloud nothing to simulate, and the
+    # run says so; on AWS a caller that cannot be simulated stops the run
+    assert permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=True)[1].unchecked.endswith(
         "is not an IAM user or role of the account")
+    with pytest.raises(permissions.PolicyError, match=r"cannot check the permissions of arn:aws:sts::\d+:user/moto"):
+        permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=False)
     assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
                                              "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration",
                                              "InstanceRoleReads", "AppParameters"}
-    assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodeapp-*", "implicitDeny",
+    assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks

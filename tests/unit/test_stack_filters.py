@@ -1,6 +1,6 @@
 """The stack's filters (plugins/filter): which stack_* names are settings, the naming map's
 patterns filled across releases, the network layer's subnet ids by tier and zone, and the
-alias records aimed at load balancers."""
+alias records aimed at load balancers, and what teardown may take as the stack's own."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def _load(name: str) -> ModuleType:
 
 
 settings, network, dns = _load("stack_settings"), _load("stack_network"), _load("stack_dns")
+owned = _load("stack_owned")
 
 
 def test_every_stack_roles_spec_and_defaults_are_settings() -> None:
@@ -93,3 +94,22 @@ def test_records_of_set_identifiers_with_empty_for_the_plain_record() -> None:
     assert dns.stack_records_of([plain, blue], [""]) == [plain]
     assert dns.stack_records_of([plain, blue], ["app-blue"]) == [blue]
     assert dns.stack_records_of([plain, blue], ["", "app-blue", "app-green"]) == [plain, blue]
+
+
+def test_the_stack_owns_only_what_carries_every_one_of_its_tags() -> None:
+    tags = {"Project": "nodestack", "App": "nodeapp", "Environment": "dev"}
+    ours = {"name": "ours", "tags": {**tags, "Name": "nodeapp-dev"}}
+    listed = {"name": "listed", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}  # AWS's list form
+    other_app = {"name": "other app", "tags": {**tags, "App": "shop"}}
+    other_env = {"name": "other env", "tags": {**tags, "Environment": "prod"}}
+    untagged_app = {"name": "no App tag", "tags": {"Project": "nodestack", "Environment": "dev"}}
+    found = owned.stack_owned([ours, other_app, other_env, untagged_app], tags)
+    assert [r["name"] for r in found] == ["ours"]
+    assert owned.stack_owned([listed], tags, tags_key="Tags") == [listed]
+
+
+def test_a_groups_tags_are_sorted_and_given_to_its_instances() -> None:
+    tags = {"Project": "nodestack", "Name": "nodeapp-dev", "App": "nodeapp", "Environment": "dev"}
+    assert owned.stack_asg_tags(tags) == [
+        {"App": "nodeapp", "propagate_at_launch": True}, {"Environment": "dev", "propagate_at_launch": True},
+        {"Name": "nodeapp-dev", "propagate_at_launch": True}, {"Project": "nodestack", "propagate_at_launch": True}]

@@ -50,7 +50,8 @@ def main() -> None:
     )
     run, app = module.params["run"], module.params["app"]
     try:
-        scope, verdict = permissions.check(module.client("sts"), module.client("iam"), run, app, module.region)
+        scope, verdict = permissions.check(module.client("sts"), module.client("iam"), run, app, module.region,
+                                           local=permissions.on_loopback(module.params.get("endpoint_url")))
     except permissions.PolicyError as exc:
         module.fail_json(msg=str(exc))
     except botocore.exceptions.ClientError as exc:

@@ -145,7 +145,8 @@ def check_bake_permissions(target: Target, apps: set[str]) -> None:
     """Every call of the bake simulated as the caller (policies/bake.yml) before a build host exists."""
     for app in sorted(apps):
         try:
-            scope, verdict = permissions.check(target.client("sts"), target.client("iam"), "bake", app, target.region)
+            scope, verdict = permissions.check(target.client("sts"), target.client("iam"), "bake", app, target.region,
+                                               local=target.local)
         except permissions.PolicyError as exc:
             raise BakeError(str(exc)) from exc
         except (BotoCoreError, ClientError) as exc:
@@ -249,7 +250,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, env_settings.app_name, env)
             result.promoted = True
             began = time.monotonic()
-            plan = registry.plan_prune(ec2, autoscaling, env, keep)
+            plan = registry.plan_prune(ec2, autoscaling, env_settings.app_name, env, keep)
             if not prune_dry_run:
                 registry.apply_prune(ec2, plan)
                 for ami_id in plan.remove:
@@ -333,8 +334,9 @@ def prune(args: argparse.Namespace) -> int:
         target = resolve_target(args.target == "local")
         ec2, autoscaling = target.client("ec2"), target.client("autoscaling")
         for env in args.env or settings.ENVIRONMENTS:
+            app = settings.load(env, target.local).app_name
             with env_lock(env):
-                plan = registry.plan_prune(ec2, autoscaling, env, args.keep)
+                plan = registry.plan_prune(ec2, autoscaling, app, env, args.keep)
                 if not args.dry_run:
                     registry.apply_prune(ec2, plan)
                     for ami_id in plan.remove:
@@ -342,7 +344,7 @@ def prune(args: argparse.Namespace) -> int:
             verb = "would remove" if args.dry_run else "removed"
             print(f"{env}: keep {', '.join(plan.keep) or '-'}; in use {', '.join(plan.in_use) or '-'}; "
                   f"{verb} {', '.join(plan.remove) or 'nothing'}")
-    except (BakeError, BotoCoreError, ClientError) as exc:
+    except (BakeError, settings.BakeConfigError, BotoCoreError, ClientError) as exc:
         print(f"prune: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -45,10 +45,17 @@ def mark_failed(ec2: Any, ami_id: str, reason: str) -> None:
     _deregister(ec2, image)
 
 
-def project_images(ec2: Any, env: str) -> list[dict[str, Any]]:
-    filters = [{"Name": "tag:Project", "Values": [names.project()]},
-               {"Name": "tag:Environment", "Values": [env]}]
-    return list(ec2.describe_images(Owners=["self"], Filters=filters)["Images"])
+def project_images(ec2: Any, app: str, env: str) -> list[dict[str, Any]]:
+    """The app's AMIs of env: its App tag, or (baked before AMIs had one) its name; another app's
+    in the same account are not its to prune."""
+    filters = [{"Name": "tag:Project", "Values": [names.project()]}, {"Name": "tag:Environment", "Values": [env]}]
+    images = ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
+
+    def ours(image: dict[str, Any]) -> bool:
+        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        return tags.get("App", app) == app and ("App" in tags or image.get("Name", "").startswith(f"{app}-{env}-"))
+
+    return [image for image in images if ours(image)]
 
 
 def images_in_use(ec2: Any, autoscaling: Any) -> set[str]:
@@ -72,11 +79,11 @@ class PrunePlan:
     remove: list[str] = field(default_factory=list)
 
 
-def plan_prune(ec2: Any, autoscaling: Any, env: str, keep: int) -> PrunePlan:
+def plan_prune(ec2: Any, autoscaling: Any, app: str, env: str, keep: int) -> PrunePlan:
     """Newest `keep` validated AMIs stay, and any AMI in use; the rest of the env's AMIs go."""
     if keep < 1:
         raise ValueError(f"--keep {keep} is invalid: keep at least 1 validated AMI")
-    images = sorted(project_images(ec2, env), key=lambda i: i.get("CreationDate", ""), reverse=True)
+    images = sorted(project_images(ec2, app, env), key=lambda i: i.get("CreationDate", ""), reverse=True)
     used = images_in_use(ec2, autoscaling)
     plan = PrunePlan(env)
     validated = 0
