@@ -4,6 +4,7 @@ pruning), read from the one map the playbooks use: roles/stack/vars/main.yml."""
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
 import jinja2
@@ -12,6 +13,8 @@ import yaml
 from nodestack.paths import REPO_ROOT
 
 NAMING_MAP = REPO_ROOT / "roles" / "stack" / "vars" / "main.yml"
+# stack_app_name as roles/stack/tasks/checks.yml allows it: every name of the map starts with it
+APP_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}")
 
 
 @functools.cache

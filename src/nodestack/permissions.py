@@ -23,7 +23,6 @@ KINDS = ("bake", "stack-network", "stack", "verify", "instance-boundary")
 DEPLOYER_KINDS = KINDS[:4]  # what a deployer holds; the boundary bounds the roles it makes
 # What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
 NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",)}
-_APP_NAME = re.compile(r"^[a-z][a-z0-9-]{1,30}$")  # as roles/stack/tasks/checks.yml and the bake
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -43,7 +42,7 @@ class Scope:
     partition: str = "aws"
 
     def __post_init__(self) -> None:
-        if not _APP_NAME.match(self.app):
+        if not names.APP_NAME.fullmatch(self.app):
             raise PolicyError(f"app {self.app!r} is not an app name: lower-case letters, digits and '-', "
                               f"as stack_app_name")
         if not _ACCOUNT.match(self.account):
@@ -150,7 +149,8 @@ def _simulate(iam: Any, principal: str, statement: dict[str, Any], context: list
 class Verdict:
     principal: str
     denied: tuple[Denied, ...] = ()
-    unchecked: str = ""  # why the permissions could not be checked (the run's calls will tell)
+    unchecked: str = ""
+    checked: int = 0  # statements simulated  # why the permissions could not be checked (the run's calls will tell)
 
     def message(self, run: str, scope: Scope) -> str:
         """One line for a denial: who, what is missing, and the fix."""
@@ -204,7 +204,8 @@ def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> t
     if ":role/" in principal:
         principal = _with_path(iam, principal)
     try:
-        denied = missing(iam, principal, needed(run, scope), region)
+        document = needed(run, scope)
+        denied = missing(iam, principal, document, region)
     except iam.exceptions.ClientError as exc:
         code = exc.response["Error"]["Code"]
         if code in ("NoSuchEntity", "InvalidInput") and local:
@@ -220,7 +221,7 @@ def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> t
         raise PolicyError(f"{principal} may not check its own permissions (iam:SimulatePrincipalPolicy is denied): "
                           f"give it the statement CheckOwnPermissions of the {run} policy, or skip the check "
                           f"(stack_preflight_permissions=false, nodestack bake --no-permission-check)") from exc
-    return scope, Verdict(principal, tuple(denied))
+    return scope, Verdict(principal, tuple(denied), checked=len(document["Statement"]))
 
 
 def needed(run: str, scope: Scope) -> dict[str, Any]:

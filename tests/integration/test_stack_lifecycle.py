@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from nodestack import permissions
-from nodestack.local_cloud import request_log, server
+from nodestack.local_cloud import identities, request_log, server
 from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, endpoint_in, env_for, make_image
 from tests.integration.test_site_playbook import playbook, recap
 
@@ -300,7 +300,7 @@ def test_two_apps_side_by_side_and_one_torn_down_leaves_the_other_whole(cloud: s
                                            Type="String", Overwrite=True)
     client(cloud.url, "iam").create_policy(  # what an administrator makes once per app (docs/aws-setup.md)
         PolicyName="shop-instance-boundary", PolicyDocument=json.dumps(permissions.render(
-            "instance-boundary", permissions.Scope("shop", "123456789012", server.DEFAULT_REGION))))
+            "instance-boundary", permissions.Scope("shop", identities.ACCOUNT, server.DEFAULT_REGION))))
     for args in ([], shop):
         built = playbook(env, "site.yml", *args)
         assert built.returncode == 0, built.stdout[-3000:]

@@ -60,7 +60,7 @@ def main() -> None:
         module.fail_json(msg=verdict.message(run, scope), principal=verdict.principal,
                          denied=[str(d) for d in verdict.denied])
     module.exit_json(changed=False, principal=verdict.principal, unchecked=verdict.unchecked,
-                     checked=len(permissions.needed(run, scope)["Statement"]))
+                     checked=verdict.checked)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from nodestack import names
 from nodestack.bake import app_source, inventory_vars
 from nodestack.bake.build_host import NODE_MIRROR_MOUNT
 from nodestack.paths import REPO_ROOT
@@ -111,7 +112,6 @@ class EnvSettings:
 
 # What the bake itself needs to know, resolved by Ansible as the roles will see it.
 # the stack role's check of stack_app_name, as the bake needs it before the stack exists
-_APP_NAME = re.compile(r"[a-z][a-z0-9-]{1,30}")
 _RESOLVED = ["nodejs_version", "app_source_version", "app_source_repo", "auto_start_service", "auto_start_port",
              "auto_start_health_path", "auto_start_health_status", "users_service_name", "users_service_home",
              "app_config_path", "stack_app_name"]
@@ -174,7 +174,7 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
         raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as "
                               "22.11.0, or auto to take it from the app's .nvmrc, .node-version or engines.node")
     app_name = str(found.get("stack_app_name") or "")
-    if not _APP_NAME.fullmatch(app_name):
+    if not names.APP_NAME.fullmatch(app_name):
         raise BakeConfigError(f"stack_app_name={app_name!r} in {inventory / 'group_vars'} is invalid: give the "
                               "app's name, 2-31 lowercase letters, digits or '-' starting with a letter (it names "
                               "the AMI and the SSM parameter the stack reads it from)")
