@@ -5,6 +5,7 @@
     {{ records | stack_aliased_lbs(lbs) }}                     the load balancers (dns_name) they alias
     {{ records | stack_records_of(identifiers) }}              the records of these set identifiers
                                                                ('' for a record without one)
+    {{ cert_names | stack_names_uncovered(names) }}            the names no certificate name covers
 
 Route53 keeps an alias target as lower case with a final dot and, for an application load
 balancer, may give it a "dualstack." prefix; the load balancer APIs give neither.
@@ -36,7 +37,22 @@ def stack_records_of(records: list[dict[str, Any]], identifiers: list[str]) -> l
     return [record for record in records if record.get("SetIdentifier", "") in identifiers]
 
 
+def _covers(cert_name: str, name: str) -> bool:
+    """A certificate name covers a host name as TLS clients match it (RFC 6125): exactly, or a
+    wildcard standing for one whole left-most label (*.example.com: a.example.com, not
+    example.com nor a.b.example.com)."""
+    pattern, host = cert_name.lower().rstrip("."), name.lower().rstrip(".")
+    if not pattern.startswith("*."):
+        return pattern == host
+    label, _, rest = host.partition(".")
+    return bool(label) and rest == pattern[2:]
+
+
+def stack_names_uncovered(cert_names: list[str], names: list[str]) -> list[str]:
+    return [name for name in names if not any(_covers(cert_name, name) for cert_name in cert_names)]
+
+
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"stack_alias_records": stack_alias_records, "stack_aliased_lbs": stack_aliased_lbs,
-                "stack_records_of": stack_records_of}
+                "stack_records_of": stack_records_of, "stack_names_uncovered": stack_names_uncovered}

@@ -97,6 +97,26 @@ def test_plain_moto_still_has_the_gap(plain_moto: str, call: str) -> None:
     assert "500" in str(err.value)
 
 
+def _subscription_counts(url: str, name: str) -> tuple[str, str]:
+    sns = _client(url, "sns")
+    topic = sns.create_topic(Name=name)["TopicArn"]
+    before = sns.get_topic_attributes(TopicArn=topic)["Attributes"]["SubscriptionsConfirmed"]
+    for queue in ("a", "b"):
+        sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=f"arn:aws:sqs:us-east-1:123456789012:{name}-{queue}")
+    attributes = sns.get_topic_attributes(TopicArn=topic)["Attributes"]
+    assert attributes["SubscriptionsPending"] == "0"
+    return before, attributes["SubscriptionsConfirmed"]
+
+
+def test_a_topics_confirmed_subscriptions_are_counted(local_cloud: server.Endpoint) -> None:
+    assert _subscription_counts(local_cloud.url, "counted") == ("0", "2")
+
+
+def test_plain_moto_counts_no_subscription(plain_moto: str) -> None:
+    """If this fails, moto fixed the gap upstream: drop sns-subscription-counts."""
+    assert _subscription_counts(plain_moto, "uncounted") == ("0", "0")
+
+
 def _template_with_versions(ec2, name: str, count: int) -> str:  # type: ignore[no-untyped-def]
     template = ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={"ImageId": "ami-785db401"})
     for _ in range(count - 1):

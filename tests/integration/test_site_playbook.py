@@ -266,7 +266,9 @@ def _promoted(promoted_ami: str) -> None:
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "10.0.0.0/8"}',
      "stack_admin_cidr=10.0.0.0/8 is invalid: with stack_bastion_enabled, give the admins' network as a CIDR "
      "block of at least /16"),
-    ("stack_env=prod", "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
+    ("stack_env=prod", "stack_account_id= (stack_env prod) is invalid: give the 12-digit id of the account"),
+    ('{"stack_env": "prod", "stack_account_id": "123456789012"}',
+     "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
     ('{"stack_lb_kind": "classic", "stack_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}',
      "a classic ELB cannot redirect HTTP to HTTPS"),
     ("stack_lb_access_logs_bucket=Bad_Bucket", "stack_lb_access_logs_bucket=Bad_Bucket is invalid"),
@@ -277,6 +279,12 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_cpu_low=80", "stack_cpu_low=80 (high 70) is invalid: keep 1 <= stack_cpu_low < stack_cpu_high"),
     ("stack_dns_weight=300", "stack_dns_weight=300 is invalid: give a Route53 weight from 0 to 255"),
     ("stack_certificate_arn=my-cert", "stack_certificate_arn=my-cert is invalid: give an ACM certificate ARN"),
+    ("stack_certificate_arn=arn:aws:acm:eu-west-1:123456789012:certificate/0a1b",
+     "stack_certificate_arn=arn:aws:acm:eu-west-1:123456789012:certificate/0a1b is invalid: give an ACM certificate "
+     "ARN of the stack's region"),
+    ("stack_alarm_topic_arn=arn:aws:sns:eu-west-1:123456789012:alerts",
+     "stack_alarm_topic_arn=arn:aws:sns:eu-west-1:123456789012:alerts is invalid: give an SNS topic ARN of the "
+     "stack's region (CloudWatch notifies topics of its own region)"),
     ("stack_dns_zone=Example.COM.", "stack_dns_zone=Example.COM. is invalid: give a domain such as example.com"),
     ("stack_rollout_min_healthy_percentage=150", "stack_rollout_min_healthy_percentage=150 is invalid: give 0 to 100"),
     ("stack_launch_kind=spot", "value of stack_launch_kind must be one of: template, configuration, got: spot"),

@@ -18,7 +18,7 @@ SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west
 # IAM's service prefixes and the botocore models whose operations they authorise.
 MODELS = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
           "cloudwatch": ["cloudwatch"], "route53": ["route53"], "iam": ["iam"], "ssm": ["ssm"], "kms": ["kms"],
-          "logs": ["logs"]}
+          "logs": ["logs"], "acm": ["acm"], "sns": ["sns"]}
 NOT_OPERATIONS = {"iam:PassRole"}  # a permission checked when a role is handed to a service, not a call
 
 
@@ -60,7 +60,8 @@ def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
         resources = statement["Resource"]
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
-            if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones"):
+            if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones",
+                                        "CertificateAndAlarmTopic"):
                 assert resource == "*" or "nodeapp" in resource, (kind, statement["Sid"], resource)
             assert "111122223333" in resource or resource == "*" or ":route53:::" in resource
 
@@ -203,7 +204,7 @@ def test_the_check_names_what_a_caller_lacks() -> None:
     with pytest.raises(permissions.PolicyError, match=r"cannot check the permissions of arn:aws:sts::\d+:user/moto"):
         permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=False)
     assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
-                                             "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration",
+                                             "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration", "StackLock",
                                              "InstanceRoleReads", "AppParameters"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks

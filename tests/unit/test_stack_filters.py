@@ -8,6 +8,7 @@ import importlib.util
 from pathlib import Path
 from types import ModuleType
 
+import pytest
 import yaml
 
 from tests.conftest import REPO
@@ -94,6 +95,20 @@ def test_records_of_set_identifiers_with_empty_for_the_plain_record() -> None:
     assert dns.stack_records_of([plain, blue], [""]) == [plain]
     assert dns.stack_records_of([plain, blue], ["app-blue"]) == [blue]
     assert dns.stack_records_of([plain, blue], ["", "app-blue", "app-green"]) == [plain, blue]
+
+
+@pytest.mark.parametrize(("cert_names", "uncovered"), [
+    (["app.example.com"], []),
+    (["APP.Example.com."], []),
+    (["*.example.com"], []),
+    (["example.com"], ["app.example.com"]),
+    (["*.app.example.com"], ["app.example.com"]),  # a wildcard stands for one label, not none
+    (["*.com"], ["app.example.com"]),  # nor for two
+    (["www.example.com", "*.other.example.com"], ["app.example.com"]),
+    ([], ["app.example.com"]),
+])
+def test_a_certificate_covers_a_name_as_tls_clients_match_it(cert_names: list[str], uncovered: list[str]) -> None:
+    assert dns.stack_names_uncovered(cert_names, ["app.example.com"]) == uncovered
 
 
 def test_the_stack_owns_only_what_carries_every_one_of_its_tags() -> None:

@@ -17,6 +17,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
+from moto.sns.models import Topic
 
 from nodestack.local_cloud import (
     fix_alb_default_attributes,
@@ -93,6 +94,28 @@ def _describe_tags_resource_types() -> None:
     EC2_PREFIX_TO_RESOURCE.update(DESCRIBE_TAGS_RESOURCE_TYPES)
 
 
+def _topic_subscription_counts() -> None:
+    """sns GetTopicAttributes: SubscriptionsConfirmed and SubscriptionsPending are always 0.
+
+    AWS: the number of the topic's confirmed subscriptions and of those awaiting confirmation.
+    moto keeps both counters at 0 whatever is subscribed; preflight reports a topic without a
+    confirmed subscription (alarms that notify nobody). Counted from the topic's subscriptions.
+    """
+    def counter(pending: bool) -> property:
+        def count(self: Topic) -> int:
+            wanted = str(pending).lower()
+            return sum(1 for subscription in self.sns_backend.subscriptions.values()
+                       if subscription.topic_arn == self.arn
+                       and str(subscription.attributes.get("PendingConfirmation", False)).lower() == wanted)
+
+        def ignore(self: Topic, value: int) -> None:
+            """Topic() sets the counters to 0: they are derived."""
+        return property(count, ignore)
+
+    Topic.subscriptions_confimed = counter(False)  # type: ignore[assignment]  # moto's spelling
+    Topic.subscriptions_pending = counter(True)  # type: ignore[assignment]
+
+
 FIXES: tuple[Fix, ...] = (
     Fix("autoscaling-disable-metrics-collection", "DisableMetricsCollection implemented", _disable_metrics_collection),
     Fix("elb-attributes-missing-lb", "DescribeLoadBalancerAttributes of a missing LB is LoadBalancerNotFound",
@@ -122,6 +145,8 @@ FIXES: tuple[Fix, ...] = (
         fix_iam_enforcement.apply_query_signature),
     Fix("iam-ssm-parameter-resource", "with IAM enforced, SSM parameter calls are authorised against the "
         "parameter's ARN", fix_iam_enforcement.apply_ssm_parameter_resource),
+    Fix("sns-subscription-counts", "GetTopicAttributes counts the topic's confirmed and pending subscriptions",
+        _topic_subscription_counts),
 )
 
 

@@ -1,0 +1,71 @@
+"""Releases the stack's run lock (roles/stack/library/stack_lock.py) when ansible-playbook ends,
+however the run ends: a failed task stops the later plays, so a release task at the end of a
+playbook would not run, and the next run would wait for the lock to expire.
+
+Enabled in ansible.cfg (callbacks_enabled). It connects as the module did (region, endpoint,
+profile; keys from the environment), and deletes the lock only if it still names this run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ansible.plugins.callback import CallbackBase
+
+try:
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+except ImportError:  # no AWS libraries: no stack run took a lock either
+    boto3 = None
+
+DOCUMENTATION = r"""
+name: stack_lock_release
+type: aggregate
+short_description: Release the stack's run lock when the run ends
+description:
+  - Deletes the SSM parameter the stack_lock module took for this run, after the last play or a failure.
+requirements: [boto3]
+"""
+
+
+class CallbackModule(CallbackBase):
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "aggregate"
+    CALLBACK_NAME = "stack_lock_release"
+    CALLBACK_NEEDS_ENABLED = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._held: dict[str, dict[str, Any]] = {}  # lock name -> the module's arguments
+
+    def v2_runner_on_ok(self, result: Any) -> None:
+        if not result._task.action.endswith("stack_lock"):
+            return
+        args = result._result.get("invocation", {}).get("module_args", {})
+        if result._result.get("taken"):
+            self._held[args["name"]] = args
+
+    def v2_playbook_on_stats(self, stats: Any) -> None:
+        for name, args in self._held.items():
+            self._release(name, args)
+
+    def _release(self, name: str, args: dict[str, Any]) -> None:
+        if boto3 is None:
+            return
+        try:
+            session = boto3.Session(profile_name=args.get("profile") or None, region_name=args.get("region"))
+            ssm = session.client("ssm", endpoint_url=args.get("endpoint_url") or None)
+            held = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+            if held.get("run") == args["run"]:
+                ssm.delete_parameter(Name=name)
+                self._display.display(f"Released the stack's lock {name}")
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ParameterNotFound":
+                self._warn(name, err)
+        except (BotoCoreError, ValueError, AttributeError) as err:
+            self._warn(name, err)
+
+    def _warn(self, name: str, err: Exception) -> None:
+        self._display.warning(f"Could not release the stack's lock {name} ({err}): it expires by itself; the next "
+                              "run on this machine takes it over, or run with -e stack_lock_take_over=true")
