@@ -1,5 +1,5 @@
 """The deployed stack is what the settings declare: group, launch template, load balancer,
-listeners, security group ingress and egress, alarms and the DNS record; IMDSv2 required by
+listeners, security group ingress and egress, alarms, the log group and the DNS record; IMDSv2 required by
 both the AMI (ImdsSupport) and the launch template or configuration."""
 
 from __future__ import annotations
@@ -168,6 +168,16 @@ def test_alarms(aws: Any, declared: dict[str, Any]) -> None:
         listed = aws("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
         tags = {t["Key"]: t["Value"] for t in listed}
         assert {key: tags.get(key) for key in declared["tags"]} == declared["tags"], name
+
+
+def test_log_group(aws: Any, declared: dict[str, Any]) -> None:
+    name = declared["names"]["log_group"]
+    logs = aws("logs")
+    found = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+    assert len(found) == 1, f"no log group {name}"
+    assert found[0].get("retentionInDays") == declared["log_retention_days"]
+    tags = logs.list_tags_log_group(logGroupName=name)["tags"]  # what teardown finds it by
+    assert {key: tags.get(key) for key in declared["tags"]} == declared["tags"]
 
 
 def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, Any]) -> None:

@@ -91,7 +91,7 @@ def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, lo
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
 
 
-@pytest.mark.parametrize("layer", ["iam", "network", "security_groups", "load_balancer", "compute", "dns"])
+@pytest.mark.parametrize("layer", ["iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns"])
 def test_each_layer_runs_alone_and_finds_the_stack_as_site_left_it(site: SiteRuns, aws_env: dict[str, str],
                                                                    layer: str) -> None:
     # alone, a layer looks up by tag and name what site.yml handed it from the layers before
@@ -148,6 +148,17 @@ def test_network_and_iam_are_as_declared(site: SiteRuns, local_cloud: server.End
     own = "arn:aws:logs:us-east-1:123456789012:log-group:/nodeapp/local"
     for arn in (own, f"{own}:log-stream:i-1", f"{own}/app"):
         assert any(fnmatch.fnmatchcase(arn, r) for r in log_groups), arn
+    statements = {st["Sid"]: st for st in policy["PolicyDocument"]["Statement"]}
+    assert "logs:CreateLogGroup" not in statements["WriteOwnLogs"]["Action"]  # the stack makes it (stack_logs)
+    # stack_session_manager: the SSM agent registers and opens Session Manager's channels, nothing more
+    assert sorted(statements["SessionManager"]["Action"]) == [
+        "ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+        "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"]
+    logs = client(local_cloud.url, "logs")
+    group = logs.describe_log_groups(logGroupNamePrefix="/nodeapp/local")["logGroups"]
+    assert [(g["logGroupName"], g.get("retentionInDays")) for g in group] == [("/nodeapp/local", 30)]
+    assert logs.list_tags_log_group(logGroupName="/nodeapp/local")["tags"] == {
+        "Project": "nodestack", "App": "nodeapp", "Environment": "local"}
     # IAM's * spans any characters: another environment's prefix (/nodeapp/local2) must not match
     for other in ("/nodeapp/local2", "/nodeapp/local-old:log-stream:x", "/nodeapp/localhost/app"):
         arn = own.replace("/nodeapp/local", other)

@@ -161,7 +161,9 @@ def test_rollout_that_replaces_all_at_once_needs_confirmation(cloud: server.Endp
     assert refused.returncode != 0
     assert "would replace all 2 instances of nodeapp-local at once" in refused.stdout
     assert "-e confirm_replace=true" in refused.stdout
-    assert writes_since(cloud, before) == [] and group_amis(cloud) == old
+    # only the run lock (taken before the plan is read, released when the run ends)
+    assert writes_since(cloud, before) == ["ssm:DeleteParameter", "ssm:PutParameter"]
+    assert group_amis(cloud) == old
     confirmed = playbook(env, "playbooks/rollout.yml", "-e", "stack_rollout_min_healthy_percentage=0",
                          "-e", "confirm_replace=true")
     assert confirmed.returncode == 0, confirmed.stdout[-3000:]
@@ -311,6 +313,9 @@ def test_two_apps_side_by_side_and_one_torn_down_leaves_the_other_whole(cloud: s
     assert ec2.describe_security_groups(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["SecurityGroups"] == []
     names = [lb["LoadBalancerName"] for lb in client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"]]
     assert names == ["nodeapp-local"]
+    logs = client(cloud.url, "logs").describe_log_groups(logGroupNamePrefix="/")["logGroups"]
+    assert [g["logGroupName"] for g in logs if g["logGroupName"].startswith(("/shop/", "/nodeapp/"))] == [
+        "/nodeapp/local"]
     verified = playbook(env, "playbooks/verify.yml")  # nodeapp's stack as it declares it, nothing missing
     assert verified.returncode == 0 and "nodeapp-local verified" in verified.stdout, verified.stdout[-3000:]
     again = playbook(env, "site.yml")
