@@ -143,6 +143,18 @@ variable "app_revision" {
 
 # The app as the roles set it up (the bake job reads them from the same settings): what the
 # image checks and finalize look for.
+# The CloudWatch agent as roles/aws_agents leaves it: "" (off), configured (its configuration
+# only: the local cloud) or installed; and the log group it ships the app's journal to.
+variable "expect_agents" {
+  type    = string
+  default = ""
+}
+
+variable "expect_log_group" {
+  type    = string
+  default = ""
+}
+
 variable "app_service" {
   type    = string
   default = "nodeapp"
@@ -192,6 +204,26 @@ variable "python" {
   type        = string
   default     = "python3"
   description = "Python with pytest-testinfra, for the image checks (the bake job passes its own)."
+}
+
+# The bake run's own tags on its build instance (nodestack.bake.run_owner): the next bake of the
+# environment terminates the instance of a run that was killed, and only such a one.
+variable "bake_run" {
+  type        = string
+  default     = ""
+  description = "The run's build name (its key pair's, locally its container's): tag BakeRun."
+}
+
+variable "bake_host" {
+  type        = string
+  default     = ""
+  description = "The machine and environment lock of the run: tag BakeHost."
+}
+
+variable "bake_expires" {
+  type        = string
+  default     = ""
+  description = "UTC time after which the run is over in any case (its timeout and a margin): tag BakeExpires."
 }
 
 locals {
@@ -257,7 +289,12 @@ source "amazon-ebs" "app" {
   ami_name        = local.ami_name
   ami_description = "${var.app_name} ${var.env} app server, app ${var.app_revision}, Node.js ${var.nodejs_version}"
   tags            = local.origin_tags
-  run_tags        = merge(local.origin_tags, { Name = "packer-build-${local.ami_name}" })
+  run_tags = merge(local.origin_tags, {
+    Name        = "packer-build-${local.ami_name}"
+    BakeRun     = var.bake_run
+    BakeHost    = var.bake_host
+    BakeExpires = var.bake_expires
+  })
 }
 
 build {
@@ -320,6 +357,8 @@ build {
       "NODESTACK_APP_PORT=${var.app_port}",
       "NODESTACK_APP_HEALTH_PATH=${var.app_health_path}",
       "NODESTACK_APP_HEALTH_STATUS=${var.app_health_status}",
+      "NODESTACK_EXPECT_AGENTS=${var.expect_agents}",
+      "NODESTACK_EXPECT_LOG_GROUP=${var.expect_log_group}",
     ]
   }
 

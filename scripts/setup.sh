@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(podman runc packer debootstrap git openssh-client python3-venv uidmap slirp4netns haproxy openssl)
+APT_PACKAGES=(podman runc packer debootstrap git openssh-client python3-venv uidmap slirp4netns haproxy openssl gpg gpgv)
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

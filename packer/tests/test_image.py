@@ -10,6 +10,7 @@ to NODESTACK_NODE_REPORT, for the bake to tag on the AMI.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -76,3 +77,25 @@ def test_healthy_after_a_restart_of_the_unit(host) -> None:  # type: ignore[no-u
     restart = host.run(f"systemctl restart {shlex.quote(SERVICE)}")  # active only once healthy
     assert restart.rc == 0, host.run(f"journalctl -u {shlex.quote(SERVICE)} --no-pager -n 30 -o cat").stdout
     assert host.check_output(STATUS) == HEALTH_STATUS
+
+
+AGENTS = os.environ.get("NODESTACK_EXPECT_AGENTS", "")
+CLOUDWATCH_CONFIG = "/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json"
+
+
+@pytest.mark.skipif(not AGENTS, reason="aws_agents_cloudwatch is off: no CloudWatch agent")
+def test_the_cloudwatch_agent_ships_the_apps_journal(host) -> None:  # type: ignore[no-untyped-def]
+    """Its configuration on every image (the local cloud's too); the agents themselves, verified
+    against AWS's keys, only on an AWS image (NODESTACK_EXPECT_AGENTS=installed)."""
+    config = json.loads(host.file(CLOUDWATCH_CONFIG).content_string)
+    assert config["agent"]["run_as_user"] == "cwagent"
+    assert config["logs"]["logs_collected"]["journald"]["collect_list"] == [
+        {"log_group_name": os.environ["NODESTACK_EXPECT_LOG_GROUP"], "log_stream_name": "{instance_id}",
+         "units": [SERVICE]}]
+    installed = AGENTS == "installed"
+    for agent in ("amazon-cloudwatch-agent", "amazon-ssm-agent"):
+        assert host.package(agent).is_installed == installed, agent
+        if installed:
+            assert host.service(agent).is_enabled, agent
+    if installed:
+        assert "systemd-journal" in host.user("cwagent").groups

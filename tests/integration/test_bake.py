@@ -113,7 +113,7 @@ def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
         assert "environment  AMI" in table and "passed" in table
         # streamed Packer output carries a prefix per build; the image checks ran inside it
         assert f"[{env}] ==> amazon-ebs.app:" in table
-        assert "4 passed in" in table  # packer/tests/test_image.py
+        assert "5 passed in" in table  # packer/tests/test_image.py: the AWS agents' configuration too
         # the team's repository, not the sample app, said before the build
         repo = FIXTURES / f"{run['app']}.git"
         assert f"[{env}] baking app_source_repo={repo} ({repo}, mounted read-only into the build host)" in table

@@ -7,6 +7,7 @@ import fcntl
 import threading
 from pathlib import Path
 
+import boto3
 import pytest
 
 from nodestack.bake import build_host
@@ -49,3 +50,14 @@ def test_a_second_build_host_of_an_environment_waits_for_its_apt_cache(tmp_path:
         with pytest.raises(BlockingIOError):
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     second.remove()
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_one_time_key_pair_carries_the_runs_tags_and_is_gone_afterwards(tmp_path: Path) -> None:
+    # a killed run's key pair is the next bake's to delete only with its run's tags (leftovers.py)
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    tags = [{"Key": "BakeRun", "Value": "nodestack-bake-dev-1"}, {"Key": "Environment", "Value": "dev"}]
+    with build_host.OneTimeKey("nodestack-bake-dev-1", ec2, tmp_path, tags) as key:
+        [pair] = ec2.describe_key_pairs(KeyNames=[key.name])["KeyPairs"]
+        assert pair["Tags"] == tags and key.private.stat().st_mode & 0o077 == 0
+    assert ec2.describe_key_pairs()["KeyPairs"] == [] and not key.private.exists()

@@ -70,3 +70,12 @@ def test_baked_server_keeps_no_deploy_key_or_git_ssh_command(host) -> None:  # t
     assert host.check_output("find /srv /var/lib /home /root -path '*/.ssh/deploy_key'") == ""
     assert host.run("git config -f /srv/nodeapp/app/.git/config --get core.sshCommand").rc == 1
     assert not host.file("/etc/systemd/system/nodeapp-fetch.service").exists
+
+
+def test_the_cloudwatch_agent_would_ship_the_apps_journal_to_its_log_group(host) -> None:  # type: ignore[no-untyped-def]
+    """aws_agents_install=false here (AWS downloads): the configuration is what an AWS image runs."""
+    config = json.loads(host.file("/opt/aws/amazon-cloudwatch-agent/etc/amazon-cloudwatch-agent.json").content_string)
+    assert config["agent"]["run_as_user"] == "cwagent"
+    assert config["logs"]["logs_collected"]["journald"]["collect_list"] == [
+        {"log_group_name": "/nodeapp/molecule", "log_stream_name": "{instance_id}", "units": ["nodeapp"]}]
+    assert not host.package("amazon-cloudwatch-agent").is_installed

@@ -8,10 +8,11 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from nodestack.bake.run_owner import RunOwner
 from nodestack.file_lock import take_lock
 from nodestack.local_cloud import base_image
 from nodestack.paths import REPO_ROOT, free_port, podman_env, state_dir
@@ -26,6 +27,8 @@ SAMPLE_REMOTE_MOUNT = "/srv/app-remote"
 SAMPLE_REPO = f"{SAMPLE_REMOTE_MOUNT}/app.git"
 NODE_MIRROR_MOUNT = "/srv/node-mirror"
 TEAM_REPO_MOUNT = "/srv/team-remote"
+# Every build container's label; the AMI's local image (podman commit) inherits it.
+ROLE_LABEL, BUILD_HOST_ROLE = "io.nodestack.role", "build-host"
 
 
 class BuildHostError(RuntimeError):
@@ -62,13 +65,15 @@ def safe_directories(team_repo: Path | None = None) -> list[str]:
 
 @dataclass
 class OneTimeKey:
-    """`with OneTimeKey(name, ec2, workdir) as key:` an ed25519 key made for one build: the private
-    half a 0600 file (read by path, never passed as a string), the public half imported as the
-    key pair `name`. Both gone afterwards, also on failure."""
+    """`with OneTimeKey(name, ec2, workdir, tags) as key:` an ed25519 key made for one build: the
+    private half a 0600 file (read by path, never passed as a string), the public half imported
+    as the key pair `name`, tagged with tags (RunOwner.tag_list(): a killed run's key pair is
+    then the next bake's to delete). Both gone afterwards, also on failure."""
 
     name: str
     ec2: object  # boto3 EC2 client
     workdir: Path
+    tags: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def private(self) -> Path:
@@ -78,7 +83,9 @@ class OneTimeKey:
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", self.name, "-f", str(self.private)],
                        check=True, timeout=30)
         public_key = self.private.with_suffix(".pub").read_bytes()
-        self.ec2.import_key_pair(KeyName=self.name, PublicKeyMaterial=public_key)  # type: ignore[attr-defined]
+        tagging = {"TagSpecifications": [{"ResourceType": "key-pair", "Tags": self.tags}]} if self.tags else {}
+        self.ec2.import_key_pair(KeyName=self.name, PublicKeyMaterial=public_key,  # type: ignore[attr-defined]
+                                 **tagging)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
@@ -92,14 +99,16 @@ class OneTimeKey:
 
 @dataclass
 class LocalBuildHost:
-    """`with LocalBuildHost(name, env, ec2, team_repo) as host:` -> host.port, host.key_file,
+    """`with LocalBuildHost(name, env, ec2, team_repo, owner) as host:` -> host.port, host.key_file,
     host.key_name, host.known_hosts (its sshd's host keys, so SSH to it checks them). team_repo:
-    the team's repository on this machine (EnvSettings.team_repo), mounted at TEAM_REPO_MOUNT."""
+    the team's repository on this machine (EnvSettings.team_repo), mounted at TEAM_REPO_MOUNT.
+    owner: the run, whose tags label the container and its key pair (for the next bake's sweep)."""
 
     name: str
     env: str
     ec2: object  # boto3 EC2 client of the local endpoint
     team_repo: Path | None = None
+    owner: RunOwner | None = None
     port: int = 0
     key_file: Path | None = None
     key_name: str = ""
@@ -120,12 +129,12 @@ class LocalBuildHost:
         fixtures = REPO_ROOT / ".state"  # where scripts/test-fixtures.sh makes the mirror and remote
         subprocess.run([str(REPO_ROOT / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
         workdir = self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=state_dir()))
-        self._key = OneTimeKey(self.name, self.ec2, workdir).__enter__()
+        self._key = OneTimeKey(self.name, self.ec2, workdir, self.owner.tag_list() if self.owner else []).__enter__()
         self.key_file, self.key_name = self._key.private, self._key.name
         public_key = self.key_file.with_suffix(".pub").read_text()
         self.port = free_port()
-        podman("run", "-d", "--name", self.name, "--systemd=always", "--label", "io.nodestack.role=build-host",
-               "-p", f"127.0.0.1:{self.port}:22",
+        podman("run", "-d", "--name", self.name, "--systemd=always", "--label", f"{ROLE_LABEL}={BUILD_HOST_ROLE}",
+               *(self.owner.label_args() if self.owner else []), "-p", f"127.0.0.1:{self.port}:22",
                *volumes(fixtures, self._apt_cache(), self.team_repo),
                base_image.IMAGE, "/sbin/init")
         trusted = "".join(f"\\tdirectory = {path}\\n" for path in safe_directories(self.team_repo))

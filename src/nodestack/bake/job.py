@@ -1,6 +1,8 @@
-"""`nodestack bake`: preflight, then per environment in parallel: build host, Packer,
-validation, promotion, pruning; one summary table and a JSON report. Exit 1 if any
-environment failed; a failed environment's AMI is never promoted."""
+"""`nodestack bake`: preflight, then per environment in parallel: what killed bakes left
+removed, build host, Packer, validation, promotion, pruning; one summary table and a JSON
+report, written in every outcome (report.py); a failed run notifies (notify.py). Exit 2 if
+preflight refused, 1 if any environment failed, 128 + the signal if stopped by SIGTERM/SIGINT
+(interrupt.py); a failed environment's AMI is never promoted."""
 
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack import names, permissions
-from nodestack.bake import packer_build, packer_log, registry, settings, validate
+from nodestack.bake import interrupt, leftovers, notify, packer_build, packer_log, registry, settings, validate
+from nodestack.bake import report as run_report
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.bake.imds_guard import ImdsGuard
+from nodestack.bake.run_owner import RunOwner
 from nodestack.bake.target import (
     SSH_CIDR_MIN_PREFIX,
     SSH_CIDRS_ENV,
@@ -61,6 +65,9 @@ class EnvResult:
     phases: dict[str, float] = field(default_factory=dict)
     nodejs_version: str = ""  # as resolved: nodejs_version auto takes it from the app
     build_name: str = ""  # the build container or key pair's name, to find what a killed run left
+    packer_log: str = ""  # this run's Packer output for the environment
+    leftovers_removed: list[str] = field(default_factory=list)  # what killed earlier bakes left, removed
+    leftovers_failed: list[str] = field(default_factory=list)  # found but not removed, with why
 
     @property
     def ok(self) -> bool:
@@ -89,6 +96,8 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "app_port": str(env_settings.app.port),
         "app_health_path": env_settings.app.health_path,
         "app_health_status": str(env_settings.app.health_status),
+        "expect_agents": env_settings.app.agents,
+        "expect_log_group": env_settings.app.log_group,
         "playbook_vars_file": str(workdir / settings.PLAYBOOK_VARS),
         "vault_vars_file": str(env_settings.vault_file or ""),
         "build_known_hosts": str(workdir / "known_hosts"),
@@ -158,9 +167,13 @@ def check_bake_permissions(target: Target, apps: set[str]) -> None:
               flush=True)
 
 
+def lock_path(env: str) -> Path:
+    return state_dir() / "bake" / f"{env}.lock"
+
+
 @contextmanager
 def env_lock(env: str) -> Iterator[None]:
-    path = state_dir() / "bake" / f"{env}.lock"
+    path = lock_path(env)
 
     def refuse() -> None:
         raise BakeError(f"a bake of {env} is already running (lock {path}); wait for it to finish")
@@ -170,17 +183,18 @@ def env_lock(env: str) -> Iterator[None]:
 
 
 @contextmanager
-def build_host(target: Target, env_settings: settings.EnvSettings, name: str, ec2: Any,
+def build_host(target: Target, env_settings: settings.EnvSettings, owner: RunOwner, ec2: Any,
                workdir: Path) -> Iterator[dict[str, str]]:
     """The Packer variables that reach the build host. Local mode: the build container. AWS: Packer
     launches the instance, with the job's one-time key (a file Packer and the checks read by
-    path; Packer's own temporary key would only exist as a string), known_hosts from its console."""
+    path; Packer's own temporary key would only exist as a string), known_hosts from its console.
+    Each carries owner's tags, so that the next bake can remove them if this one is killed."""
     env = env_settings.env
     if not target.local:
-        with OneTimeKey(name, ec2, workdir) as key:
+        with OneTimeKey(owner.run, ec2, workdir, owner.tag_list()) as key:
             yield {"ssh_keypair_name": key.name, "ssh_private_key_file": str(key.private)}
         return
-    with LocalBuildHost(name, env, ec2, env_settings.team_repo) as host:
+    with LocalBuildHost(owner.run, env, ec2, env_settings.team_repo, owner) as host:
         shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
         yield {"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
                "ssh_private_key_file": str(host.key_file), "local_container": host.name}
@@ -198,28 +212,49 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
 
     try:
         with env_lock(env):
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-            workdir = state_dir() / "bake" / f"{env}-{stamp}"
-            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
-            variables = packer_variables(target, env_settings, workdir, stamp)
-            began = time.monotonic()
+            now = datetime.now(timezone.utc)
+            stamp = now.strftime("%Y%m%d%H%M%S")
             # stamped to the second: two machines' (or two clouds') bakes may start in the same one
             name = result.build_name = f"{names.project()}-bake-{env}-{stamp}-{secrets.token_hex(3)}"
-            with build_host(target, env_settings, name, ec2, workdir) as reach, env_settings.vars_file(workdir):
+            owner = RunOwner.start(names.project(), env_settings.app_name, env, name, lock_path(env), timeout_s, now)
+            began = time.monotonic()
+            swept = leftovers.sweep(ec2, target.local, owner, state_dir(), lock_path(env), now)
+            result.leftovers_removed, result.leftovers_failed = swept.removed, swept.failed
+            if swept.removed:
+                print(f"[{env}] removed what earlier bakes of {env} left: {'; '.join(swept.removed)}", flush=True)
+            if swept.failed:
+                print(f"[{env}] could not remove what earlier bakes left: {'; '.join(swept.failed)}", flush=True)
+            phase("leftovers", began)
+            interrupt.check("the build host")
+            workdir = state_dir() / "bake" / f"{env}-{stamp}"
+            workdir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            variables = {**packer_variables(target, env_settings, workdir, stamp), **owner.packer_variables()}
+            began = time.monotonic()
+            with build_host(target, env_settings, owner, ec2, workdir) as reach, env_settings.vars_file(workdir):
                 phase("build_host", began)
                 container = reach.pop("local_container", "")
                 variables.update(reach)
-                guard = ImdsGuard(ec2, f"{env_settings.app_name}-{env}-{stamp}")
+
+                def claim(instance: dict[str, Any]) -> None:
+                    try:
+                        leftovers.claim_security_groups(ec2, instance, owner.tag_list())
+                    except (BotoCoreError, ClientError) as exc:
+                        print(f"[{env}] could not tag Packer's security group (a killed run's stays): {exc}",
+                              flush=True)
+
+                guard = ImdsGuard(ec2, f"{env_settings.app_name}-{env}-{stamp}", claim, run=owner.run)
                 guard.start()
                 began = time.monotonic()
                 try:
+                    interrupt.check("Packer")
+                    result.packer_log = str(workdir / "packer.log")
                     # The image checks (packer/tests) run inside the build: failing them fails Packer.
                     artifact = packer_build.build(REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl", variables,
                                                   packer_env(target), env, workdir / "manifest.json",
                                                   workdir / "packer.log", timeout_s)
                 except packer_build.PackerError as exc:
                     log = workdir / "packer.log"
-                    if not packer_log.stopped_in_image_checks(log):
+                    if interrupt.requested() or not packer_log.stopped_in_image_checks(log):
                         raise
                     result.validation = "failed"
                     raise BakeError(f"image checks failed on the build host; no AMI was made ({log}):\n"
@@ -247,6 +282,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 registry.mark_failed(ec2, artifact.ami_id, outcome.detail.strip().splitlines()[-1])
                 validate.remove_local_image(artifact.ami_id)
                 raise BakeError(f"validation failed; {artifact.ami_id} deregistered, not promoted:\n{outcome.detail}")
+            interrupt.check("promotion")  # the AMI stays unvalidated: the next bake's pruning removes it
             result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, env_settings.app_name, env)
             result.promoted = True
             began = time.monotonic()
@@ -258,8 +294,9 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             result.pruned = plan.remove
             phase("prune", began)
     except (BakeError, BuildHostError, packer_build.PackerError, BotoCoreError, ClientError,
-            subprocess.SubprocessError) as exc:
-        result.error = str(exc)
+            subprocess.SubprocessError, interrupt.Stopped) as exc:
+        stopped = interrupt.requested()
+        result.error = str(exc) if not stopped or isinstance(exc, interrupt.Stopped) else f"stopped by {stopped}: {exc}"
     finally:
         result.duration_s = round(time.monotonic() - start, 1)
     return result
@@ -298,31 +335,68 @@ def extra_vars(given: list[str]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """The whole job; the report is written in every outcome, a failure notifies (--notify-topic)."""
+    report = run_report.RunReport(Path(args.report) if args.report else run_report.default_path(),
+                                  envs=list(dict.fromkeys(args.env or [])), target=args.target,
+                                  prune_dry_run=args.prune_dry_run)
     try:
-        overrides = {**extra_vars(args.extra_vars or []),
-                     **({"app_source_version": args.app_revision} if args.app_revision else {})}
-        target, loaded = preflight(args.env or [], args.target == "local", args.keep, overrides,
-                                   args.ssh_cidr, args.ssh_interface, args.check_permissions)
-    except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
-        print(f"bake: {exc}", file=sys.stderr)
-        print("bake: nothing was launched", file=sys.stderr)
+        topic = notify.topic_arn(args.notify_topic)  # before anything else: a bad one would hide failures
+    except BakeError as exc:
+        print(f"bake: {exc}\nbake: nothing was launched", file=sys.stderr)
+        report.end(run_report.PREFLIGHT_FAILED, 2, str(exc))
+        report.write()
+        print(f"report: {report.path}")
         return 2
-    for env_settings in loaded.values():
-        if env_settings.note:
-            print(f"[{env_settings.env}] {env_settings.note}", flush=True)
-    with ThreadPoolExecutor(max_workers=len(loaded)) as pool:
-        results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout),
-                                loaded.values()))
+    report.write()  # "running": an earlier run's report is gone from here on
+    local = args.target == "local"
+    target: Target | None = None
+
+    def notify_and_write() -> None:
+        report.write()  # first: the message names it, and publishing may take a while
+        notify.send(report, topic, args.notify_always, lambda: target or resolve_target(local))
+        if report.notification:
+            report.write()
+        print(f"report: {report.path}")
+
+    try:
+        with interrupt.stop_signals():
+            try:
+                overrides = {**extra_vars(args.extra_vars or []),
+                             **({"app_source_version": args.app_revision} if args.app_revision else {})}
+                target, loaded = preflight(args.env or [], local, args.keep, overrides,
+                                           args.ssh_cidr, args.ssh_interface, args.check_permissions)
+            except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
+                print(f"bake: {exc}\nbake: nothing was launched", file=sys.stderr)
+                report.end(run_report.PREFLIGHT_FAILED, 2, str(exc))
+                notify_and_write()
+                return 2
+            warning = notify.scope_warning(topic, target.region, {s.app_name for s in loaded.values()})
+            if warning:
+                print(f"bake: warning: {warning}", file=sys.stderr)
+            for env_settings in loaded.values():
+                if env_settings.note:
+                    print(f"[{env_settings.env}] {env_settings.note}", flush=True)
+            with ThreadPoolExecutor(max_workers=len(loaded)) as pool:
+                results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout),
+                                        loaded.values()))
+            stopped_by, stopped_code = interrupt.requested(), interrupt.exit_code()
+    except Exception as exc:  # a bug: the report and the message still tell of the failed run
+        report.end(run_report.FAILED, 1, f"the bake crashed: {type(exc).__name__}: {exc}")
+        notify_and_write()
+        raise
     print(summary_table(results, args.prune_dry_run))
     for r in results:
         if r.error:
             print(f"bake {r.env}: FAILED: {r.error}", file=sys.stderr)
-    report = Path(args.report) if args.report else state_dir() / "bake" / "report.json"
-    report.parent.mkdir(parents=True, exist_ok=True)
-    report.write_text(json.dumps({"results": [asdict(r) for r in results], "prune_dry_run": args.prune_dry_run},
-                                 indent=2) + "\n")
-    print(f"report: {report}")
-    return 0 if all(r.ok for r in results) else 1
+    report.results = [asdict(r) for r in results]
+    if stopped_by:
+        report.end(run_report.STOPPED, stopped_code, f"stopped by {stopped_by}")
+    elif all(r.ok for r in results):
+        report.end(run_report.OK, 0)
+    else:
+        report.end(run_report.FAILED, 1, f"{sum(not r.ok for r in results)} of {len(results)} environments failed")
+    notify_and_write()
+    return report.exit_code or 0
 
 
 def prune(args: argparse.Namespace) -> int:
@@ -372,6 +446,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--ssh-interface", choices=SSH_INTERFACES, default="public_ip",
                         help="--target aws: reach the build host on its public or (from inside its VPC) "
                              "private address")
+    parser.add_argument("--notify-topic", default=None, metavar="ARN",
+                        help=f"SNS topic told when the bake fails, preflight included (or set {notify.TOPIC_ENV}); "
+                             "the bake's policy allows topics named <app>-... in its region")
+    parser.add_argument("--notify-always", action="store_true", help="with --notify-topic: tell it of a success too")
     parser.add_argument("--no-permission-check", dest="check_permissions", action="store_false",
                         help="skip simulating the bake's calls as the caller (policies/bake.yml) before it starts; "
                              "only for a caller that may not simulate its own permissions")

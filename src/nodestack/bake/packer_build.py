@@ -4,6 +4,7 @@ under a per-environment prefix. The AMI id comes from the manifest, never from t
 from __future__ import annotations
 
 import json
+import signal
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import sh
 
 import packer
+from nodestack.bake import interrupt
 from nodestack.bake.settings import TEMPLATE
 
 _print_lock = threading.Lock()
@@ -59,10 +61,13 @@ class LineSink:
 
 
 def _client(var_file: Path, variables: dict[str, str], env: dict[str, str], sink: LineSink,
-            timeout_s: float) -> packer.Packer:
+            timeout_s: float, background: bool = False) -> packer.Packer:
     client = packer.Packer(str(TEMPLATE), vars=variables, var_file=str(var_file))
-    # python-packer has no options for these; sh takes them as baked keyword arguments.
+    # python-packer has no options for these; sh takes them as baked keyword arguments. At the
+    # timeout Packer gets SIGINT, not sh's default SIGKILL: it then terminates its build instance
+    # and deletes its security group. In the background the job learns its pid (interrupt.py).
     client.packer = client.packer.bake(_env={**env, "PACKER_NO_COLOR": "1"}, _timeout=timeout_s,
+                                       _timeout_signal=signal.SIGINT, _bg=background,
                                        _out=sink, _err=sink, _out_bufsize=1, _err_bufsize=1)
     return client
 
@@ -84,9 +89,11 @@ def validate(var_file: Path, variables: dict[str, str], env: dict[str, str]) -> 
 def build(var_file: Path, variables: dict[str, str], env: dict[str, str], prefix: str,
           manifest: Path, log: Path, timeout_s: float) -> Artifact:
     """`packer build`; returns the AMI of the manifest's last build."""
-    client = _client(var_file, variables, env, LineSink(prefix, log), timeout_s)
+    client = _client(var_file, variables, env, LineSink(prefix, log), timeout_s, background=True)
     try:
-        client.build(parallel=False)  # one source per run; the job runs environments side by side
+        running = client.build(parallel=False)  # one source per run; the job runs environments side by side
+        with interrupt.tracking(running.pid):
+            running.wait()
     except sh.TimeoutException as exc:
         raise PackerError(f"packer build did not finish within {timeout_s:.0f}s") from exc
     except sh.ErrorReturnCode as exc:

@@ -23,6 +23,8 @@ TEMPLATE = REPO_ROOT / "packer" / "nodeapp.pkr.hcl"
 # Local mode: Node.js comes from the mounted local mirror.
 LOCAL_OVERRIDES: dict[str, Any] = {
     "nodejs_mirror": f"file://{NODE_MIRROR_MOUNT}",
+    # AWS's CloudWatch and SSM agents are AWS downloads, not reachable here: configuration only
+    "aws_agents_install": False,
     # the mirror's tarball is a repack, not nodejs.org's bytes: its own pins (scripts/node-mirror.sh),
     # read by Ansible when it runs (the mirror is made after preflight, with the build host)
     "nodejs_checksums": "{{ lookup('ansible.builtin.file', '%s') | from_json }}"
@@ -47,6 +49,11 @@ class BakeConfigError(ValueError):
     """A bad input, found before anything is launched."""
 
 
+def _true(value: Any) -> bool:
+    """A boolean as Ansible reads one from YAML or a resolved template ("False" is false)."""
+    return str(value).strip().lower() in ("true", "yes", "on", "1")
+
+
 def _role_defaults(role: str) -> dict[str, Any]:
     defaults: dict[str, Any] = yaml.safe_load((REPO_ROOT / "roles" / role / "defaults" / "main.yml").read_text())
     return defaults
@@ -64,16 +71,22 @@ class AppCheck:
     health_path: str
     health_status: int
     config_unit: str = ""  # the app_config role's unit, when the app reads SSM at start
+    # the CloudWatch agent: "" (off), "configured" (its configuration only) or "installed"; its log group
+    agents: str = ""
+    log_group: str = ""
 
     @classmethod
     def from_vars(cls, values: dict[str, Any], source: Path) -> AppCheck:
         """From resolved variables (role defaults beneath), as playbooks/app_server.yml wires them:
         the app runs as the users role's service account, checked out in its home's app/."""
         try:
+            agents = ("installed" if _true(values["aws_agents_install"]) else "configured") \
+                if _true(values["aws_agents_cloudwatch"]) else ""
             return cls(str(values["auto_start_service"]), str(values["users_service_name"]),
                        f"{values['users_service_home']}/app", int(values["auto_start_port"]),
                        str(values["auto_start_health_path"]), int(values["auto_start_health_status"]),
-                       f"{values['auto_start_service']}-config.service" if values.get("app_config_path") else "")
+                       f"{values['auto_start_service']}-config.service" if values.get("app_config_path") else "",
+                       agents, str(values.get("aws_agents_log_group") or ""))
         except (TypeError, ValueError) as exc:
             raise BakeConfigError(f"auto_start_port={values['auto_start_port']!r} and auto_start_health_status="
                                   f"{values['auto_start_health_status']!r} in {source} must be numbers") from exc
@@ -114,7 +127,7 @@ class EnvSettings:
 # the stack role's check of stack_app_name, as the bake needs it before the stack exists
 _RESOLVED = ["nodejs_version", "app_source_version", "app_source_repo", "auto_start_service", "auto_start_port",
              "auto_start_health_path", "auto_start_health_status", "users_service_name", "users_service_home",
-             "app_config_path", "stack_app_name"]
+             "app_config_path", "stack_app_name", "aws_agents_install", "aws_agents_cloudwatch", "aws_agents_log_group"]
 
 
 def _vault_file(inventory: Path, values: dict[str, Any], local: bool) -> Path | None:
@@ -168,7 +181,7 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
         raise BakeConfigError(f"{', '.join(unresolved)} in {inventory / 'group_vars'} refer to a variable that is "
                               "not defined: define it in group_vars (all.yml or app_servers.yml)")
     resolved = {**_role_defaults("nodejs"), **_role_defaults("users"), **_role_defaults("auto_start"),
-                **_role_defaults("app_config"), **found}
+                **_role_defaults("app_config"), **_role_defaults("aws_agents"), **found}
     version = str(resolved.get("nodejs_version", ""))
     if not _SEMVER.match(version) and version != "auto":
         raise BakeConfigError(f"nodejs_version={version!r} in {source} is invalid: give an exact version such as "

@@ -35,9 +35,11 @@ class Target:
     ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
     ssh_interface: str = "public_ip"
 
-    def client(self, service: str) -> Any:
-        """Every boto3 client of the bake: temporary credentials need their session token."""
-        return boto3.client(service, region_name=self.region, endpoint_url=self.aws_env.get("AWS_ENDPOINT_URL"),
+    def client(self, service: str, region: str = "") -> Any:
+        """Every boto3 client of the bake: temporary credentials need their session token. region:
+        another than the bake's (an SNS topic's)."""
+        return boto3.client(service, region_name=region or self.region,
+                            endpoint_url=self.aws_env.get("AWS_ENDPOINT_URL"),
                             aws_access_key_id=self.aws_env.get("AWS_ACCESS_KEY_ID"),
                             aws_secret_access_key=self.aws_env.get("AWS_SECRET_ACCESS_KEY"),
                             aws_session_token=self.aws_env.get("AWS_SESSION_TOKEN"),
