@@ -1,6 +1,7 @@
 """Releases the stack's run lock (roles/stack/library/stack_lock.py) when ansible-playbook ends,
-however the run ends: a failed task stops the later plays, so a release task at the end of a
-playbook would not run, and the next run would wait for the lock to expire.
+failed or not: a failed task stops the later plays, so a release task at the end of a playbook
+would not run, and the next run would wait for the lock to expire. (Ansible sends no end to an
+interrupted run: the module takes such a lock over on the same machine, or it expires.)
 
 Enabled in ansible.cfg (callbacks_enabled). It connects as the module did (region, endpoint,
 profile; keys from the environment), and deletes the lock only if it still names this run.
@@ -9,6 +10,7 @@ profile; keys from the environment), and deletes the lock only if it still names
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
@@ -53,6 +55,8 @@ class CallbackModule(CallbackBase):
     def _release(self, name: str, args: dict[str, Any]) -> None:
         if boto3 is None:
             return
+        # keys come from the environment or the profile, as the module's: never ask IMDS for some
+        os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
         try:
             session = boto3.Session(profile_name=args.get("profile") or None, region_name=args.get("region"))
             ssm = session.client("ssm", endpoint_url=args.get("endpoint_url") or None)

@@ -79,8 +79,19 @@ def test_a_key_of_another_fingerprint_is_refused(signed: dict[str, Any], tmp_pat
     pinned = "0" * 40
     result = verify(agent(signed, fingerprint=pinned), tmp_path)
     assert result.returncode != 0
-    assert (f"agent's signing key has the fingerprint {signed['fingerprint']}, not the pinned {pinned}: nothing was "
-            "installed") in flat(result)
+    assert (f"agent's signing key file holds 1 key(s), the first of fingerprint {signed['fingerprint']}, not the "
+            f"pinned {pinned} alone: nothing was installed") in flat(result)
+
+
+def test_a_second_key_beside_the_pinned_one_is_refused(signed: dict[str, Any], tmp_path: Path) -> None:
+    """AWS's key first, an attacker's after it, and the package signed by the attacker's."""
+    root = signed["root"]
+    (tmp_path / "keys.asc").write_text((root / "key.asc").read_text() + gpg(root / "attacker", "--armor", "--export"))
+    result = verify(agent(signed, key_url=f"file://{tmp_path}/keys.asc", deb=f"file://{root}/forged/agent.deb"),
+                    tmp_path)
+    assert result.returncode != 0
+    assert (f"agent's signing key file holds 2 key(s), the first of fingerprint {signed['fingerprint']}, not the "
+            f"pinned {signed['fingerprint']} alone: nothing was installed") in flat(result), result.stdout[-3000:]
 
 
 @pytest.mark.parametrize("tamper", ["changed", "forged"])
@@ -95,12 +106,14 @@ def test_a_package_that_does_not_verify_is_refused(signed: dict[str, Any], tmp_p
     result = verify(agent(signed, deb=deb), tmp_path)
     assert result.returncode != 0
     assert f"{deb} does not verify against AWS's key {signed['fingerprint']}" in flat(result), result.stdout[-3000:]
-    assert "nothing was installed" in flat(result)
+    assert "no agent was installed" in flat(result)
 
 
 def test_the_shipped_ssm_key_is_the_pinned_one(tmp_path: Path) -> None:
     pinned = yaml.safe_load((ROLE / "defaults" / "main.yml").read_text())["aws_agents_ssm_key_fingerprint"]
     home = tmp_path / "gnupg"
     home.mkdir(mode=0o700)
-    listed = gpg(home, "--show-keys", "--with-colons", "--with-fingerprint", str(ROLE / "files" / "amazon-ssm-agent.asc"))
-    assert [line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:")][:1] == [pinned]
+    shipped = ROLE / "files" / "amazon-ssm-agent.asc"
+    listed = gpg(home, "--show-keys", "--with-colons", "--with-fingerprint", str(shipped))
+    assert [line.split(":")[9] for line in listed.splitlines() if line.startswith("fpr:")] == [pinned]
+    assert len([line for line in listed.splitlines() if line.startswith("pub:")]) == 1

@@ -277,9 +277,9 @@ def _promoted(promoted_ami: str) -> None:
     ('{"stack_bastion_enabled": true, "stack_admin_cidr": "10.0.0.0/8"}',
      "stack_admin_cidr=10.0.0.0/8 is invalid: with stack_bastion_enabled, give the admins' network as a CIDR "
      "block of at least /16"),
-    ("stack_env=prod", "stack_account_id= (stack_env prod) is invalid: give the 12-digit id of the account"),
-    ('{"stack_env": "prod", "stack_account_id": "123456789012"}',
-     "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
+    ("stack_env=prod", "stack_certificate_arn= (stack_env prod) is invalid: prod serves HTTPS"),
+    ('{"stack_env": "prod", "stack_https_waived": true}',
+     "stack_account_id= (stack_env prod) is invalid: give the 12-digit id of the account"),
     ('{"stack_lb_kind": "classic", "stack_certificate_arn": "arn:aws:acm:us-east-1:123456789012:certificate/0a1b"}',
      "a classic ELB cannot redirect HTTP to HTTPS"),
     ("stack_lb_access_logs_bucket=Bad_Bucket", "stack_lb_access_logs_bucket=Bad_Bucket is invalid"),
@@ -366,8 +366,10 @@ def test_verify_names_an_endpoint_that_does_not_answer_and_reports_no_drift(aws_
                                                                             tmp_path: Path) -> None:
     dead = f"http://127.0.0.1:{free_port()}"
     env = {**aws_env, "AWS_ENDPOINT_URL": dead, "NODESTACK_STATE_DIR": str(tmp_path)}
-    # as when the endpoint stops answering after site.yml found the AMI
-    result = playbook(env, "playbooks/verify.yml", "-e", '{"stack__deploy_ami": {"image_id": "ami-0123456789abcdef0"}}')
+    # as when the endpoint stops answering after site.yml found the caller's account and the AMI
+    found = {"stack__deploy_ami": {"image_id": "ami-0123456789abcdef0"},
+             "stack__caller": {"account": "123456789012", "arn": "arn:aws:sts::123456789012:user/moto"}}
+    result = playbook(env, "playbooks/verify.yml", "-e", json.dumps(found))
     assert result.returncode != 0
     message = re.search(r'"msg": "(.*)"', result.stdout)
     assert message, result.stdout[-3000:]

@@ -40,13 +40,15 @@ def test_a_run_is_over_past_its_expiry_or_when_nobody_holds_its_lock(tmp_path: P
     assert live["BakeExpires"] == "2030-01-02T04:34:05Z"  # the Packer timeout and an hour
     assert run_is_over(live, held, NOW)  # the caller holds the run's lock: that run has ended
     assert run_is_over(live, tmp_path / "prod.lock", NOW + timedelta(hours=2))  # expired
-    elsewhere = {**live, "BakeHost": f"{socket.gethostname()}:{other}"}
+    elsewhere = {**live, "BakeHost": f"{run_owner.machine()}:{other}"}
     assert not run_is_over(elsewhere, held, NOW), "a lock file that is gone proves nothing"
     handle = take_lock(other, lambda: None)  # another state directory's bake, running
     assert not run_is_over(elsewhere, held, NOW)
     handle.close()
     assert run_is_over(elsewhere, held, NOW)  # it ended: its lock is free
     assert not run_is_over({**live, "BakeHost": f"another-machine:{held}"}, held, NOW)
+    # the same hostname after another boot, or another container of that name: not this machine
+    assert not run_is_over({**live, "BakeHost": f"{socket.gethostname()}@0ther000:{held}"}, held, NOW)
     assert not run_is_over({k: v for k, v in live.items() if k != "BakeExpires"}, held, NOW + timedelta(days=9))
     assert not run_is_over({**live, "BakeExpires": "tomorrow"}, held, NOW)
 
@@ -201,7 +203,8 @@ def test_the_run_tags_name_the_project_app_and_environment(tmp_path: Path) -> No
     tags = owner(tmp_path, "nodestack-bake-dev-1").tags()
     assert {k: tags[k] for k in run_owner.SCOPE_TAGS} == {"Project": "nodestack", "App": "nodeapp",
                                                            "Environment": "dev"}
-    assert tags["BakeHost"] == f"{socket.gethostname()}:{(tmp_path / 'dev.lock').resolve()}"
+    assert tags["BakeHost"] == f"{run_owner.machine()}:{(tmp_path / 'dev.lock').resolve()}"
+    assert run_owner.machine().startswith(f"{socket.gethostname()}@")  # this boot of this machine
 
 
 @pytest.mark.usefixtures("moto_in_process")

@@ -209,7 +209,7 @@ def test_the_check_names_what_a_caller_lacks() -> None:
         permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=False)
     assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
                                              "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration", "StackLock",
-                                             "AppLogGroup",
+                                             "AppLogGroup", "AppLogGroupTags",
                                              "InstanceRoleReads", "AppParameters"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks

@@ -4,7 +4,8 @@ PutParameter's Overwrite=false (a conditional write: exactly one of two racing r
 The value says who holds it (the caller's ARN, user@host and the ansible-playbook process), since
 when and until when. A run takes over a lock whose holder is gone: expired, or held by a process of
 this machine that no longer exists (a run that was interrupted). plugins/callback/stack_lock_release.py
-releases it when the run ends, however it ends. Taking and releasing report changed=false: the
+releases it when the run ends, failed or not (an interrupted run's lock is taken over at once by
+the next run on the same machine, or expires). Taking and releasing report changed=false: the
 lock lasts only as long as its run, and a run that changes nothing else leaves nothing changed.
 `taken` says whether this run holds it."""
 
@@ -88,13 +89,25 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def boot_id() -> str:
+    """This boot of this machine: hostnames repeat (containers, CI runners), boot ids do not."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def stale(held: dict[str, Any], now: datetime.datetime) -> str:
     """Why the holder is gone ("" if it may still be running)."""
-    until = datetime.datetime.fromisoformat(held.get("until", "1970-01-01T00:00:00+00:00"))
-    if until <= now:
+    try:
+        until = datetime.datetime.fromisoformat(str(held.get("until", "")))
+        pid = int(held.get("pid", 0) or 0)
+    except ValueError:
+        return "its value is not a lock of this project (unreadable)"
+    if until.tzinfo is None or until <= now:
         return f"expired at {held.get('until')}"
-    pid = int(held.get("pid", 0) or 0)
-    if held.get("host") == socket.gethostname() and pid and not _alive(pid):
+    same_machine = held.get("host") == socket.gethostname() and held.get("boot") and held.get("boot") == boot_id()
+    if same_machine and pid and not _alive(pid):
         return f"its process {pid} on this machine has ended"
     return ""
 
@@ -146,7 +159,7 @@ def take(module: Any, lock: Lock) -> None:
     params = module.params
     now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
     mine = {"run": params["run"], "holder": params["holder"], "who": f"{getpass.getuser()}@{socket.gethostname()}",
-            "host": socket.gethostname(), "pid": playbook_pid(), "since": now.isoformat(),
+            "host": socket.gethostname(), "boot": boot_id(), "pid": playbook_pid(), "since": now.isoformat(),
             "until": (now + datetime.timedelta(minutes=params["minutes"])).isoformat()}
     held = lock.read()
     if held and held.get("run") == params["run"]:

@@ -30,11 +30,21 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime(_TIME_FORMAT)
 
 
+def machine() -> str:
+    """This boot of this machine, `<hostname>@<boot id>`: hostnames repeat (containers, CI
+    runners), and a lock file of another machine of the same name proves nothing here."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        boot = ""
+    return f"{socket.gethostname()}@{boot}" if boot else socket.gethostname()
+
+
 def host_id(lock: Path) -> str:
-    """This machine and the environment lock a run holds: `<hostname>:<lock path>`, or the
-    hostname alone when the path would not fit a tag (such a run ends by its expiry only)."""
-    value = f"{socket.gethostname()}:{lock.resolve()}"
-    return value if len(value) <= _TAG_VALUE_MAX else socket.gethostname()
+    """This machine and the environment lock a run holds: `<machine>:<lock path>`, or the
+    machine alone when the path would not fit a tag (such a run ends by its expiry only)."""
+    value = f"{machine()}:{lock.resolve()}"
+    return value if len(value) <= _TAG_VALUE_MAX else machine()
 
 
 @dataclass(frozen=True)
@@ -87,7 +97,7 @@ def run_is_over(tags: Mapping[str, str], held_lock: Path, now: datetime) -> bool
     if now >= expires:
         return True
     host, _, lock = tags.get(TAG_HOST, "").partition(":")
-    if host != socket.gethostname() or not lock:
+    if host != machine() or not lock:
         return False
     return lock == str(held_lock.resolve()) or _nobody_holds(Path(lock))
 
