@@ -19,6 +19,9 @@ from nodestack.local_cloud import server
 from nodestack.paths import free_port
 
 REPO = Path(__file__).resolve().parents[1]
+# A requested ACM certificate stays PENDING_VALIDATION (moto issues it after 60 s by default):
+# the tests' local clouds inherit this, so a slow run never sees it issued.
+os.environ.setdefault("MOTO_ACM_VALIDATION_WAIT", "3600")
 # The local inventory's settings, which the tests' stacks are built with.
 LOCAL_SETTINGS = yaml.safe_load((REPO / "inventories" / "local" / "group_vars" / "all.yml").read_text())
 BIN = Path(sys.executable).parent  # the venv's ansible-playbook etc., whatever PATH says
