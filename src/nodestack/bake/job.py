@@ -26,7 +26,17 @@ import yaml
 from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack import names, permissions
-from nodestack.bake import interrupt, leftovers, notify, packer_build, packer_log, registry, settings, validate
+from nodestack.bake import (
+    interrupt,
+    leftovers,
+    notify,
+    packer_build,
+    packer_log,
+    registry,
+    settings,
+    source_check,
+    validate,
+)
 from nodestack.bake import report as run_report
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.bake.imds_guard import ImdsGuard
@@ -147,6 +157,12 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         var_file = REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl"
         packer_build.validate(var_file, packer_variables(target, env_settings, scratch, "00000000000000"),
                               packer_env(target))
+    for env, env_settings in loaded.items():
+        if env_settings.app_repo:
+            try:
+                print(f"[{env}] {source_check.check(env_settings)}", flush=True)
+            except source_check.SourceUnreachable as exc:
+                raise BakeError(f"[{env}] {exc}") from exc
     return target, loaded
 
 

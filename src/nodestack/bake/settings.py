@@ -106,6 +106,8 @@ class EnvSettings:
     note: str = ""
     # Local mode: the team's repository on this machine, mounted read-only into the build host
     team_repo: Path | None = None
+    # Another host's repository (a URL the build host clones): asked before the build (source_check)
+    app_repo: str = ""
 
     @contextmanager
     def vars_file(self, workdir: Path) -> Iterator[Path]:
@@ -205,4 +207,5 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
         raise BakeConfigError(str(exc)) from exc
     values.update(checkout.values)
     return EnvSettings(env, app_name, values, version, revision, AppCheck.from_vars(resolved, source),
-                       _vault_file(inventory, values, local), checkout.note, checkout.team_repo)
+                       _vault_file(inventory, values, local), checkout.note, checkout.team_repo,
+                       "" if checkout.values else str(found.get("app_source_repo") or "").strip())

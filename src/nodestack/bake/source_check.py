@@ -1,0 +1,64 @@
+"""The app's repository asked from this machine before a build host is launched
+(playbooks/check_app_source.yml, the app_source role's `reachable` entry point): with the build's own
+variables and Vault file, so the deploy key and pinned host keys are the ones the build will use, and
+only Ansible opens the Vault."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from nodestack.bake.settings import EnvSettings
+from nodestack.paths import REPO_ROOT
+
+PLAYBOOK = REPO_ROOT / "playbooks" / "check_app_source.yml"
+
+
+class SourceUnreachable(ValueError):
+    """The repository does not answer as the build would ask it; the message names the cause and fix."""
+
+
+def _failure(stdout: str, stderr: str) -> str:
+    """The failed task's message from the json callback's report, or what Ansible printed."""
+    try:
+        plays = json.loads(stdout)["plays"]
+    except (ValueError, KeyError):
+        return (stderr or stdout).strip()[-2000:]
+    for play in plays:
+        for task in play["tasks"]:
+            for outcome in task["hosts"].values():
+                if outcome.get("failed"):
+                    return str(outcome.get("msg", "failed"))
+    return (stderr or stdout).strip()[-2000:]
+
+
+def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
+    """What the repository answered (one line); SourceUnreachable naming why not."""
+    ansible_playbook = Path(sys.executable).with_name("ansible-playbook")
+    with tempfile.TemporaryDirectory(prefix="nodestack-source-check.") as tmp:
+        with env_settings.vars_file(Path(tmp)) as variables:
+            vault = ["-e", f"@{env_settings.vault_file}"] if env_settings.vault_file else []
+            # after the build's variables: an inventory's connection settings never reach this local play
+            local = json.dumps({"ansible_connection": "local", "ansible_python_interpreter": sys.executable})
+            try:
+                result = subprocess.run(
+                    [str(ansible_playbook), str(PLAYBOOK), "-i", "localhost,", "-e", f"@{variables}", *vault,
+                     "-e", local],
+                    cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False,
+                    env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
+                         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_FORCE_COLOR": "0"})
+            except subprocess.TimeoutExpired as exc:
+                raise SourceUnreachable(f"{env_settings.app_repo} did not answer within {timeout_s:.0f} s: check "
+                                        "that this machine reaches the git host") from exc
+    if result.returncode != 0:
+        raise SourceUnreachable(_failure(result.stdout, result.stderr))
+    try:
+        said = [str(outcome.get("msg", "")) for play in json.loads(result.stdout)["plays"]
+                for task in play["tasks"] for outcome in task["hosts"].values() if "msg" in outcome]
+    except (ValueError, KeyError):
+        said = []
+    return said[-1] if said else f"{env_settings.app_repo} answers"

@@ -1,0 +1,164 @@
+"""The bake asks the app's repository from this machine before it launches a build host (issue 15):
+with the deploy key out of the Vault file and the pinned host keys, against a git remote served
+over SSH by a container on loopback, as GitHub would serve it."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+from nodestack.bake import settings, source_check
+from nodestack.bake.build_host import podman
+from nodestack.local_cloud import base_image, server
+from nodestack.paths import free_port
+from tests.conftest import cli
+
+REMOTE = "nodestack-test-ssh-git-remote"
+UNUSED_HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBiN2Wn5ud5cSXmQJ0pUjTMQbyGs7Rr6zTjsxR+Ya2dG"
+# Served as GitHub serves a repository: git-shell only, the deploy key authorised, a fixed host key.
+SERVE = (
+    "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git"
+    " && useradd -r -d /srv/git -s /usr/bin/git-shell git"
+    " && install -d -o git -g git -m 0700 /srv/git/.ssh"
+    " && install -o git -g git -m 0600 /srv/fixture/deploy_key.pub /srv/git/.ssh/authorized_keys"
+    " && cp -r /srv/fixture/app.git /srv/git/app.git && chown -R git:git /srv/git/app.git"
+    " && install -m 0600 /srv/fixture/host_key /etc/ssh/nodestack_test_host_key"
+    " && echo 'HostKey /etc/ssh/nodestack_test_host_key' > /etc/ssh/sshd_config.d/05-test-host-key.conf"
+    " && systemctl restart ssh"
+)
+
+
+@dataclass(frozen=True)
+class Remote:
+    url: str
+    port: int
+    known_hosts: list[str]
+    key: str  # the deploy key the remote authorises (the fixture's)
+    revisions: str  # the fixture's tag -> commit map, as text
+
+
+Vaulted = Callable[[str, str, str, list[str]], settings.EnvSettings]
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+            return conn.recv(4).startswith(b"SSH-")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def remote(test_fixtures: Path) -> Iterator[Remote]:
+    fixture = test_fixtures / "git-fixture"
+    port = free_port()
+    podman("rm", "-f", "-t", "0", REMOTE, check=False)
+    podman("run", "-d", "--name", REMOTE, "--systemd=always", "-p", f"127.0.0.1:{port}:22",
+           "-v", f"{fixture}:/srv/fixture:ro", base_image.IMAGE, "/sbin/init")
+    try:
+        podman("exec", REMOTE, "sh", "-c", SERVE, timeout=300)
+        deadline = time.monotonic() + 60
+        while not _answers(port):
+            assert time.monotonic() < deadline, "the git remote's sshd did not answer"
+            time.sleep(0.5)
+        host_key = " ".join((fixture / "host_key.pub").read_text().split()[:2])
+        yield Remote(f"ssh://git@127.0.0.1:{port}/srv/git/app.git", port, [f"[127.0.0.1]:{port} {host_key}"],
+                     (fixture / "deploy_key").read_text(), (fixture / "revisions.json").read_text())
+    finally:
+        podman("rm", "-f", "-t", "0", REMOTE, check=False)
+
+
+@pytest.fixture
+def vaulted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Vaulted:
+    """settings of dev as the bake loads them, for `repo` at `version` with `key` (text) from an
+    encrypted Vault file, as a team keeps its deploy key."""
+    password = tmp_path / "vault-password"
+    password.write_text("test-only-password\n")
+    monkeypatch.setenv(settings.VAULT_PASSWORD_ENV, str(password))
+
+    def make(repo: str, version: str, key: str, known_hosts: list[str]) -> settings.EnvSettings:
+        vault = tmp_path / "vault.yml"
+        vault.unlink(missing_ok=True)
+        plain = tmp_path / "plain.yml"
+        plain.write_text("vault_app_source_deploy_key: |\n" + "".join(f"  {line}\n" for line in key.splitlines()))
+        subprocess.run([str(Path(sys.executable).with_name("ansible-vault")), "encrypt", "--output", str(vault),
+                        str(plain)], check=True, capture_output=True, timeout=60)
+        plain.unlink()
+        loaded = settings.load("dev", local=True, overrides={
+            "app_source_repo": repo, "app_source_version": version, "app_source_known_hosts": known_hosts,
+            "app_source_deploy_key": ""})
+        assert loaded.app_repo == repo
+        return replace(loaded, vault_file=vault, playbook_vars={
+            **loaded.playbook_vars, "app_source_deploy_key": "{{ vault_app_source_deploy_key }}"})
+
+    return make
+
+
+def test_the_repository_answers_with_the_vaulted_deploy_key(remote: Remote, vaulted: Vaulted) -> None:
+    said = source_check.check(vaulted(remote.url, "v1.1.0", remote.key, remote.known_hosts))
+    assert said.startswith(f"{remote.url} answers with the deploy key: v1.1.0 is refs/tags/v1.1.0 at ")
+    assert f'"v1.1.0": "{said.split(" at ")[-1]}"' in remote.revisions  # the tag's commit
+    assert "PRIVATE KEY" not in said
+
+
+def test_a_version_the_repository_lacks_is_refused(remote: Remote, vaulted: Vaulted) -> None:
+    with pytest.raises(source_check.SourceUnreachable) as refused:
+        source_check.check(vaulted(remote.url, "v9.9.9", remote.key, remote.known_hosts))
+    assert str(refused.value) == (f"app_source_version=v9.9.9 is not a tag of {remote.url} (its tags: broken, v1.0.0, "
+                                  "v1.1.0): push the tag (git push origin TAG) or set app_source_version to a tag or "
+                                  "commit id it has")
+
+
+def test_a_key_the_remote_does_not_know_is_refused(remote: Remote, vaulted: Vaulted, tmp_path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    with pytest.raises(source_check.SourceUnreachable) as refused:
+        source_check.check(vaulted(remote.url, "v1.0.0", (tmp_path / "other").read_text(), remote.known_hosts))
+    message = str(refused.value)
+    assert "it refused the credentials: add the public half of app_source_deploy_key" in message
+    assert "Permission denied (publickey" in message and "PRIVATE KEY" not in message
+
+
+def test_a_host_key_other_than_the_pinned_one_is_refused(remote: Remote, vaulted: Vaulted, tmp_path: Path) -> None:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")], check=True)
+    wrong = f"[127.0.0.1]:{remote.port} " + " ".join((tmp_path / "other.pub").read_text().split()[:2])
+    with pytest.raises(source_check.SourceUnreachable) as refused:
+        source_check.check(vaulted(remote.url, "v1.0.0", remote.key, [wrong]))
+    assert "its host key is not one app_source_known_hosts pins" in str(refused.value)
+
+
+def test_a_host_that_does_not_answer_is_refused(remote: Remote, vaulted: Vaulted) -> None:
+    port = free_port()  # nothing listens there
+    url = f"ssh://git@127.0.0.1:{port}/srv/git/app.git"
+    with pytest.raises(source_check.SourceUnreachable) as refused:
+        source_check.check(vaulted(url, "v1.0.0", remote.key, [f"[127.0.0.1]:{port} {UNUSED_HOST_KEY}"]))
+    assert "the host does not answer from this machine" in str(refused.value)
+    assert "Connection refused" in str(refused.value)
+
+
+def test_the_key_file_is_gone_after_the_check(remote: Remote, vaulted: Vaulted) -> None:
+    before = set(Path("/tmp").glob("nodestack-source*"))
+    source_check.check(vaulted(remote.url, "v1.0.0", remote.key, remote.known_hosts))
+    assert set(Path("/tmp").glob("nodestack-source*")) <= before
+
+
+def test_a_bake_of_an_unreachable_repository_launches_nothing(local_cloud: server.Endpoint, tmp_path: Path) -> None:
+    port = free_port()
+    extra = tmp_path / "source.yml"
+    extra.write_text(f"app_source_repo: ssh://git@127.0.0.1:{port}/app.git\napp_source_deploy_key: ''\n"
+                     f"app_source_known_hosts: ['[127.0.0.1]:{port} {UNUSED_HOST_KEY}']\n")
+    requests_before = local_cloud.request_log.read_text().count("RunInstances")
+    result = cli("bake", "--env", "dev", "-e", f"@{extra}", timeout=300,
+                 env={**os.environ, "NODESTACK_STATE_DIR": str(local_cloud.request_log.parent)})
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"[dev] app_source_repo=ssh://git@127.0.0.1:{port}/app.git cannot be read from this machine: the host " \
+           "does not answer" in result.stderr
+    assert "nothing was launched" in result.stderr
+    assert local_cloud.request_log.read_text().count("RunInstances") == requests_before
