@@ -4,12 +4,12 @@ would not run, and the next run would wait for the lock to expire. (Ansible send
 interrupted run: the module takes such a lock over on the same machine, or it expires.)
 
 Enabled in ansible.cfg (callbacks_enabled). It connects as the module did (region, endpoint,
-profile; keys from the environment), and deletes the lock only if it still names this run.
+profile; keys from the environment), and deletes the lock only if it still names this run
+(nodestack.ssm_lock.release, the protocol the module uses).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
@@ -20,6 +20,11 @@ try:
     from botocore.exceptions import BotoCoreError, ClientError
 except ImportError:  # no AWS libraries: no stack run took a lock either
     boto3 = None
+
+try:  # the lock's protocol, as the module's (ansible-playbook runs from the project's venv)
+    from nodestack import ssm_lock
+except ImportError:
+    ssm_lock = None  # type: ignore[assignment]
 
 DOCUMENTATION = r"""
 name: stack_lock_release
@@ -55,19 +60,17 @@ class CallbackModule(CallbackBase):
     def _release(self, name: str, args: dict[str, Any]) -> None:
         if boto3 is None:
             return
+        if ssm_lock is None:
+            self._warn(name, ImportError("nodestack is not importable: run ansible-playbook from the project's venv"))
+            return
         # keys come from the environment or the profile, as the module's: never ask IMDS for some
         os.environ["AWS_EC2_METADATA_DISABLED"] = "true"
         try:
             session = boto3.Session(profile_name=args.get("profile") or None, region_name=args.get("region"))
             ssm = session.client("ssm", endpoint_url=args.get("endpoint_url") or None)
-            held = json.loads(ssm.get_parameter(Name=name)["Parameter"]["Value"])
-            if held.get("run") == args["run"]:
-                ssm.delete_parameter(Name=name)
+            if ssm_lock.release(ssm, name, args["run"]):
                 self._display.display(f"Released the stack's lock {name}")
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ParameterNotFound":
-                self._warn(name, err)
-        except (BotoCoreError, ValueError, AttributeError) as err:
+        except (BotoCoreError, ClientError) as err:
             self._warn(name, err)
 
     def _warn(self, name: str, err: Exception) -> None:

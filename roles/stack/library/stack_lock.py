@@ -7,15 +7,12 @@ this machine that no longer exists (a run that was interrupted). plugins/callbac
 releases it when the run ends, failed or not (an interrupted run's lock is taken over at once by
 the next run on the same machine, or expires). Taking and releasing report changed=false: the
 lock lasts only as long as its run, and a run that changes nothing else leaves nothing changed.
-`taken` says whether this run holds it."""
+`taken` says whether this run holds it. The protocol is src/nodestack/ssm_lock.py, shared with the
+bake's lock: Ansible packs it into this module from the role's module_utils/ (a symlink to it)."""
 
 from __future__ import annotations
 
-import datetime
-import getpass
-import json
 import os
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +57,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports it
 
+from ansible.module_utils.ssm_lock import Held, Raced, describe, take, utc_now, value
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 
 
@@ -79,111 +77,32 @@ def playbook_pid() -> int:
     return found
 
 
-def _alive(pid: int) -> bool:
+def refusal(name: str, held: dict[str, Any]) -> str:
+    return (f"{name} is held by {describe(held)}: another run (site.yml, rollout, blue/green or teardown) is "
+            f"changing this stack. Wait for it to end; if it was killed, its lock expires at {held.get('until')}, "
+            "or take the lock now with -e stack_lock_take_over=true.")
+
+
+def run(module: Any) -> None:
+    params, name = module.params, module.params["name"]
+    mine = value(params["run"], params["holder"], playbook_pid(), params["minutes"], utc_now())
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def boot_id() -> str:
-    """This boot of this machine: hostnames repeat (containers, CI runners), boot ids do not."""
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
-    except OSError:
-        return ""
-
-
-def stale(held: dict[str, Any], now: datetime.datetime) -> str:
-    """Why the holder is gone ("" if it may still be running)."""
-    try:
-        until = datetime.datetime.fromisoformat(str(held.get("until", "")))
-        pid = int(held.get("pid", 0) or 0)
-    except ValueError:
-        return "its value is not a lock of this project (unreadable)"
-    if until.tzinfo is None or until <= now:
-        return f"expired at {held.get('until')}"
-    same_machine = held.get("host") == socket.gethostname() and held.get("boot") and held.get("boot") == boot_id()
-    if same_machine and pid and not _alive(pid):
-        return f"its process {pid} on this machine has ended"
-    return ""
-
-
-class Lock:
-    def __init__(self, module: Any) -> None:
-        self.module = module
-        self.name: str = module.params["name"]
-        self.client = module.client("ssm")
-
-    def read(self) -> dict[str, Any] | None:
-        try:
-            value = self.client.get_parameter(Name=self.name)["Parameter"]["Value"]
-        except botocore.exceptions.ClientError as err:
-            if err.response["Error"]["Code"] == "ParameterNotFound":
-                return None
-            self.module.fail_json_aws(err, msg=f"Could not read the lock {self.name}")
-        try:
-            held = json.loads(value)
-        except ValueError:
-            held = None
-        return held if isinstance(held, dict) else {"run": "?", "holder": value[:200]}
-
-    def create(self, value: dict[str, Any]) -> bool:
-        """True if this call created the lock; False if it exists (another run was first)."""
-        try:
-            self.client.put_parameter(Name=self.name, Value=json.dumps(value), Type="String", Overwrite=False,
-                                      Description="nodestack: the stack run holding this stack (stack_lock)")
-        except botocore.exceptions.ClientError as err:
-            if err.response["Error"]["Code"] == "ParameterAlreadyExists":
-                return False
-            self.module.fail_json_aws(err, msg=f"Could not take the lock {self.name}")
-        return True
-
-    def delete(self) -> None:
-        try:
-            self.client.delete_parameter(Name=self.name)
-        except botocore.exceptions.ClientError as err:
-            if err.response["Error"]["Code"] != "ParameterNotFound":
-                self.module.fail_json_aws(err, msg=f"Could not remove the stale lock {self.name}")
-
-
-def describe(held: dict[str, Any]) -> str:
-    return (f"{held.get('holder') or '?'} ({held.get('who', '?')}, process {held.get('pid', '?')}, run "
-            f"{held.get('run', '?')}) since {held.get('since', '?')}, until {held.get('until', '?')}")
-
-
-def take(module: Any, lock: Lock) -> None:
-    params = module.params
-    now = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
-    mine = {"run": params["run"], "holder": params["holder"], "who": f"{getpass.getuser()}@{socket.gethostname()}",
-            "host": socket.gethostname(), "boot": boot_id(), "pid": playbook_pid(), "since": now.isoformat(),
-            "until": (now + datetime.timedelta(minutes=params["minutes"])).isoformat()}
-    held = lock.read()
-    if held and held.get("run") == params["run"]:
-        module.exit_json(changed=False, taken=True, lock=held, taken_over={})
-    why = stale(held, now) if held else ""
-    if held and not why and not params["take_over"]:
-        message = (f"{lock.name} is held by {describe(held)}: another run (site.yml, rollout, blue/green or "
-                   "teardown) is changing this stack. Wait for it to end; if it was killed, its lock expires at "
-                   f"{held.get('until')}, or take the lock now with -e stack_lock_take_over=true.")
+        outcome = take(module.client("ssm"), name, mine, params["take_over"],
+                       "nodestack: the stack run holding this stack (stack_lock)", module.check_mode)
+    except Held as held:
         if module.check_mode:
-            module.warn(message)
-            module.exit_json(changed=False, taken=False, lock=held, taken_over={})
-        module.fail_json(msg=message, lock=held)
-    if module.check_mode:
-        module.exit_json(changed=False, taken=False, lock=mine, taken_over=held or {})
-    if held:
-        module.warn(f"Taking over {lock.name} from {describe(held)}: {why or 'stack_lock_take_over'}")
-        lock.delete()
-    if not lock.create(mine):
-        # another run took it between the read and the write (or the stale lock's replacement)
-        module.fail_json(msg=f"{lock.name} was taken by another run just now: {describe(lock.read() or {})}. "
-                             "Wait for it to end.")
-    module.exit_json(changed=False, taken=True, lock=mine,
-                     taken_over={**held, "why": why or "taken over"} if held else {})
+            module.warn(refusal(name, held.held))
+            module.exit_json(changed=False, taken=False, lock=held.held, taken_over={})
+        module.fail_json(msg=refusal(name, held.held), lock=held.held)
+    except Raced as raced:
+        module.fail_json(msg=f"{raced}. Wait for it to end.")
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
+        module.fail_json_aws(err, msg=f"Could not take the lock {name}")
+    if outcome.taken_over and outcome.taken:
+        module.warn(f"Taking over {name} from {describe(outcome.taken_over)}: {outcome.why or 'stack_lock_take_over'}")
+    taken_over = {**outcome.taken_over, "why": outcome.why or "taken over"} if outcome.taken_over else {}
+    module.exit_json(changed=False, taken=outcome.taken, lock=outcome.lock,
+                     taken_over=outcome.taken_over if module.check_mode else taken_over)
 
 
 def main() -> None:
@@ -197,7 +116,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    take(module, Lock(module))
+    run(module)
 
 
 if __name__ == "__main__":

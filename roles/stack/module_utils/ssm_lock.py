@@ -1,0 +1,1 @@
+../../../src/nodestack/ssm_lock.py
