@@ -45,3 +45,9 @@ def _render(template: str, **values: str) -> str:
 def ami_parameter(app: str, env: str) -> str:
     """The SSM parameter naming env's promoted AMI of app (stack__names.ami_parameter)."""
     return _render(_map()["stack__names"]["ami_parameter"], stack_app_name=app, stack_ami_env=env)
+
+
+def bake_lock_parameter(app: str, env: str) -> str:
+    """The SSM parameter one bake of app's env holds while it runs (stack__names.bake_lock_parameter);
+    env "*" gives the pattern of every environment's, as the bake's policy grants them."""
+    return _render(_map()["stack__names"]["bake_lock_parameter"], stack_app_name=app, stack_ami_env=env)

@@ -11,7 +11,7 @@ import boto3
 import botocore.session
 import pytest
 
-from nodestack import permissions
+from nodestack import names, permissions
 from nodestack.local_cloud import fix_simulate_principal_policy
 
 SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west-1")
@@ -213,3 +213,18 @@ def test_the_check_names_what_a_caller_lacks() -> None:
                                              "InstanceRoleReads", "AppParameters"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks
+
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_bake_may_use_its_own_lock_only() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    baker = _holder(iam, "baker", SCOPE, ("bake",))
+    prefix = f"arn:aws:ssm:{SCOPE.region}:{SCOPE.account}:parameter"
+    lock = prefix + names.bake_lock_parameter("nodeapp", "dev")
+    for action in ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"):
+        assert _decision(iam, baker, action, lock) == "allowed", action
+    for resource in (prefix + names.bake_lock_parameter("otherapp", "dev"), f"{prefix}/nodeapp/dev/lock/stack",
+                     f"{prefix}/nodeapp/dev/config/PORT"):
+        assert _decision(iam, baker, "ssm:DeleteParameter", resource) == "implicitDeny", resource

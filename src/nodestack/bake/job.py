@@ -40,6 +40,7 @@ from nodestack.bake import (
 from nodestack.bake import report as run_report
 from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
 from nodestack.bake.imds_guard import ImdsGuard
+from nodestack.bake.run_lock import PRUNE_MINUTES, TAKE_OVER_FLAG, bake_lock, lock_minutes
 from nodestack.bake.run_owner import RunOwner
 from nodestack.bake.target import (
     SSH_CIDR_MIN_PREFIX,
@@ -189,6 +190,7 @@ def lock_path(env: str) -> Path:
 
 @contextmanager
 def env_lock(env: str) -> Iterator[None]:
+    """This machine's lock of env's bake; the lock across machines is run_lock.bake_lock, taken inside it."""
     path = lock_path(env)
 
     def refuse() -> None:
@@ -217,7 +219,7 @@ def build_host(target: Target, env_settings: settings.EnvSettings, owner: RunOwn
 
 
 def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prune_dry_run: bool,
-             timeout_s: float) -> EnvResult:
+             timeout_s: float, lock_expiry: int | None = None, take_over_lock: bool = False) -> EnvResult:
     env = env_settings.env
     result = EnvResult(env, nodejs_version="" if env_settings.nodejs_version == "auto" else env_settings.nodejs_version)
     start = time.monotonic()
@@ -227,7 +229,9 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
         result.phases[name] = round(time.monotonic() - began, 1)
 
     try:
-        with env_lock(env):
+        # before anything is swept or launched: this machine's lock, then the one across machines
+        with env_lock(env), bake_lock(target, env_settings.app_name, env, lock_minutes(lock_expiry, timeout_s),
+                                      take_over_lock):
             now = datetime.now(timezone.utc)
             stamp = now.strftime("%Y%m%d%H%M%S")
             # stamped to the second: two machines' (or two clouds') bakes may start in the same one
@@ -379,6 +383,7 @@ def run(args: argparse.Namespace) -> int:
             try:
                 overrides = {**extra_vars(args.extra_vars or []),
                              **({"app_source_version": args.app_revision} if args.app_revision else {})}
+                lock_expiry = lock_minutes(args.lock_minutes, args.timeout)  # a bad one launches nothing
                 target, loaded = preflight(args.env or [], local, args.keep, overrides,
                                            args.ssh_cidr, args.ssh_interface, args.check_permissions)
             except (BakeError, settings.BakeConfigError, packer_build.PackerError) as exc:
@@ -393,7 +398,8 @@ def run(args: argparse.Namespace) -> int:
                 if env_settings.note:
                     print(f"[{env_settings.env}] {env_settings.note}", flush=True)
             with ThreadPoolExecutor(max_workers=len(loaded)) as pool:
-                results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout),
+                results = list(pool.map(lambda s: bake_env(target, s, args.keep, args.prune_dry_run, args.timeout,
+                                                           lock_expiry, args.take_over_lock),
                                         loaded.values()))
             stopped_by, stopped_code = interrupt.requested(), interrupt.exit_code()
     except Exception as exc:  # a bug: the report and the message still tell of the failed run
@@ -425,7 +431,7 @@ def prune(args: argparse.Namespace) -> int:
         ec2, autoscaling = target.client("ec2"), target.client("autoscaling")
         for env in args.env or settings.ENVIRONMENTS:
             app = settings.load(env, target.local).app_name
-            with env_lock(env):
+            with env_lock(env), bake_lock(target, app, env, PRUNE_MINUTES, args.take_over_lock):
                 plan = registry.plan_prune(ec2, autoscaling, app, env, args.keep)
                 if not args.dry_run:
                     registry.apply_prune(ec2, plan)
@@ -469,6 +475,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-permission-check", dest="check_permissions", action="store_false",
                         help="skip simulating the bake's calls as the caller (policies/bake.yml) before it starts; "
                              "only for a caller that may not simulate its own permissions")
+    parser.add_argument("--lock-minutes", type=int, default=None, metavar="MINUTES",
+                        help="how long the bake's lock in SSM (/<app>/<env>/lock/bake) holds if the bake is killed "
+                             "(default: --timeout and an hour)")
+    parser.add_argument(TAKE_OVER_FLAG, action="store_true",
+                        help="take the bake's lock in SSM even from a live holder: only when that bake is known dead")
     parser.set_defaults(func=run)
 
     pruner = sub.add_parser("prune", help="deregister old AMIs: keep the newest N validated ones and any in use")
@@ -476,4 +487,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pruner.add_argument("--target", choices=["local", "aws"], default="local")
     pruner.add_argument("--keep", type=int, default=DEFAULT_KEEP)
     pruner.add_argument("--dry-run", action="store_true", help="show what would be removed; remove nothing")
+    pruner.add_argument(TAKE_OVER_FLAG, action="store_true",
+                        help="take the bake's lock in SSM even from a live holder: only when that bake is known dead")
     pruner.set_defaults(func=prune)
