@@ -322,6 +322,42 @@ def test_plain_moto_drops_imds_support(plain_moto: str) -> None:
     assert "ImdsSupport" not in ec2.describe_images(ImageIds=[ami])["Images"][0]  # type: ignore[attr-defined]
 
 
+def _shared_and_unshared_image(url: str, with_account: str) -> tuple[str, str, Any]:
+    """Two images of the default account, the first shared with with_account; that account's EC2 client."""
+    ec2 = _client(url, "ec2")
+    instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    shared, unshared = (ec2.create_image(InstanceId=instance, Name=f"{name}-{instance}")["ImageId"]
+                        for name in ("shared", "unshared"))
+    ec2.create_tags(Resources=[shared], Tags=[{"Key": "validated", "Value": "true"}])
+    ec2.modify_image_attribute(ImageId=shared, LaunchPermission={"Add": [{"UserId": with_account}]})
+    keys = _client(url, "sts").assume_role(RoleArn=f"arn:aws:iam::{with_account}:role/consumer",
+                                           RoleSessionName="consumer")["Credentials"]
+    consumer = _client(url, "ec2", {"AWS_ACCESS_KEY_ID": keys["AccessKeyId"],
+                                    "AWS_SECRET_ACCESS_KEY": keys["SecretAccessKey"]})
+    return shared, unshared, consumer
+
+
+def test_a_shared_image_is_seen_and_launched_by_the_account_it_is_shared_with(local_cloud: server.Endpoint) -> None:
+    shared, unshared, consumer = _shared_and_unshared_image(local_cloud.url, "210987654321")
+    seen = consumer.describe_images(ImageIds=[shared])["Images"][0]
+    assert seen["OwnerId"] == "123456789012" and not seen.get("Tags")  # the owner's tags are its own
+    by_filter = consumer.describe_images(Filters=[{"Name": "image-id", "Values": [shared, unshared]}])["Images"]
+    assert [i["ImageId"] for i in by_filter] == [shared]
+    assert consumer.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [shared]}])["Images"] == []
+    assert consumer.run_instances(ImageId=shared, MinCount=1, MaxCount=1)["Instances"][0]["ImageId"] == shared
+    for call in (lambda: consumer.describe_images(ImageIds=[unshared]),
+                 lambda: consumer.run_instances(ImageId=unshared, MinCount=1, MaxCount=1)):
+        with pytest.raises(ClientError) as err:
+            call()
+        assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_plain_moto_hides_shared_images_and_launches_unshared_ones(plain_moto: str) -> None:
+    shared, unshared, consumer = _shared_and_unshared_image(plain_moto, "210987654321")
+    assert consumer.describe_images(Filters=[{"Name": "image-id", "Values": [shared]}])["Images"] == []
+    assert consumer.run_instances(ImageId=unshared, MinCount=1, MaxCount=1)["Instances"][0]["ImageId"] == unshared
+
+
 def _instances_from_template_and_configuration(url: str, name: str) -> list[dict]:
     """One instance from a launch template (Auto Scaling), one from a launch configuration, one
     from RunInstances with the template and its own profile: what each got."""

@@ -27,6 +27,7 @@ from nodestack.local_cloud import (
     fix_instance_refresh,
     fix_launch_instance_settings,
     fix_launch_template_versions,
+    fix_shared_images,
     fix_simulate_principal_policy,
     fix_target_health,
 )
@@ -131,6 +132,8 @@ FIXES: tuple[Fix, ...] = (
         "and metadata options", fix_launch_instance_settings.apply),
     Fix("ec2-image-imds-support", "RegisterImage/ModifyImageAttribute keep ImdsSupport; DescribeImages returns it",
         fix_image_imds_support.apply),
+    Fix("ec2-shared-images", "an image another account shared (launch permission) is seen and launched by that "
+        "account, without its owner's tags; an unshared one is InvalidAMIID.NotFound", fix_shared_images.apply),
     Fix("elbv2-alb-default-attributes", "a new ALB has every attribute AWS documents, with its defaults",
         fix_alb_default_attributes.apply),
     Fix("ec2-describe-tags-resource-types", "DescribeTags names NAT gateways natgateway and Elastic IPs elastic-ip",
