@@ -1,5 +1,5 @@
 """Command line: `nodestack local ...`, `nodestack image ...`, `nodestack molecule ...`, `nodestack bench ...`,
-`nodestack policy ...`, `nodestack role-docs`."""
+`nodestack policy ...`, `nodestack role-docs`, `nodestack bake`, `nodestack promote`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 
 from nodestack import bench, molecule_runner, permissions, role_docs
 from nodestack.bake import job as bake_job
+from nodestack.bake import promote
 from nodestack.local_cloud import base_image, identities, local_status, server
 
 
@@ -104,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     molecule_runner.add_parser(sub)
     bake_job.add_parser(sub)
+    promote.add_parser(sub)
     bench.add_parser(sub)
     return parser
 

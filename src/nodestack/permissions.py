@@ -19,8 +19,8 @@ from nodestack import names
 from nodestack.paths import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policies"
-KINDS = ("bake", "stack-network", "stack", "verify", "instance-boundary")
-DEPLOYER_KINDS = KINDS[:4]  # what a deployer holds; the boundary bounds the roles it makes
+KINDS = ("bake", "stack-network", "stack", "verify", "promote", "instance-boundary")
+DEPLOYER_KINDS = KINDS[:5]  # what a deployer holds; the boundary bounds the roles it makes
 # What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
 NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",)}
 _ACCOUNT = re.compile(r"^\d{12}$")

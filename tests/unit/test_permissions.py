@@ -18,7 +18,7 @@ SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west
 # IAM's service prefixes and the botocore models whose operations they authorise.
 MODELS = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
           "cloudwatch": ["cloudwatch"], "route53": ["route53"], "iam": ["iam"], "ssm": ["ssm"], "kms": ["kms"],
-          "logs": ["logs"], "acm": ["acm"], "sns": ["sns"]}
+          "logs": ["logs"], "acm": ["acm"], "sns": ["sns"], "sts": ["sts"]}
 NOT_OPERATIONS = {"iam:PassRole"}  # a permission checked when a role is handed to a service, not a call
 # the SSM agent's own calls (registration, Session Manager's channels): of no SDK, so of no botocore model
 AGENT_ONLY = {"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
@@ -65,8 +65,11 @@ def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
             if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones",
-                                        "CertificateAndAlarmTopic"):
+                                        "CertificateAndAlarmTopic", "PromoteKeyPolicy"):
                 assert resource == "*" or "nodeapp" in resource, (kind, statement["Sid"], resource)
+            if statement["Sid"] == "PromoteAssumeProdRole":  # the prod account's role: another account
+                assert resource == "arn:aws:iam::*:role/deploy-nodeapp-promote"
+                continue
             assert "111122223333" in resource or resource == "*" or ":route53:::" in resource
 
 
@@ -213,7 +216,6 @@ def test_the_check_names_what_a_caller_lacks() -> None:
                                              "InstanceRoleReads", "AppParameters"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks
-
 
 
 @pytest.mark.usefixtures("moto_in_process")
