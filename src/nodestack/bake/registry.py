@@ -79,12 +79,20 @@ class PrunePlan:
     remove: list[str] = field(default_factory=list)
 
 
+# Promoted AMIs kept whatever their age (the newest: what prod's parameter names; the one before:
+# what prod may still run until its rollout). A separate prod account launches them from here, and
+# its launch templates are not this account's to see.
+KEEP_PROMOTED = 2
+
+
 def plan_prune(ec2: Any, autoscaling: Any, app: str, env: str, keep: int) -> PrunePlan:
-    """Newest `keep` validated AMIs stay, and any AMI in use; the rest of the env's AMIs go."""
+    """Newest `keep` validated AMIs stay, the newest KEEP_PROMOTED promoted ones, and any AMI in
+    use; the rest of the env's AMIs go."""
     if keep < 1:
         raise ValueError(f"--keep {keep} is invalid: keep at least 1 validated AMI")
     images = sorted(project_images(ec2, app, env), key=lambda i: i.get("CreationDate", ""), reverse=True)
-    used = images_in_use(ec2, autoscaling)
+    promoted = sorted((i for i in images if _tag(i, "PromotedAt")), key=lambda i: _tag(i, "PromotedAt"), reverse=True)
+    used = images_in_use(ec2, autoscaling) | {i["ImageId"] for i in promoted[:KEEP_PROMOTED]}
     plan = PrunePlan(env)
     validated = 0
     for image in images:
@@ -103,6 +111,10 @@ def apply_prune(ec2: Any, plan: PrunePlan) -> None:
     if plan.remove:
         for image in ec2.describe_images(ImageIds=plan.remove)["Images"]:
             _deregister(ec2, image)
+
+
+def _tag(image: dict[str, Any], key: str) -> str:
+    return next((str(t["Value"]) for t in image.get("Tags", []) if t["Key"] == key), "")
 
 
 def _deregister(ec2: Any, image: dict[str, Any]) -> None:
