@@ -1,7 +1,10 @@
 """Releases the stack's run lock (roles/stack/library/stack_lock.py) when ansible-playbook ends,
 failed or not: a failed task stops the later plays, so a release task at the end of a playbook
-would not run, and the next run would wait for the lock to expire. (Ansible sends no end to an
-interrupted run: the module takes such a lock over on the same machine, or it expires.)
+would not run, and the next run would wait for the lock to expire. Ansible sends callbacks no end
+of an interrupted run: an exit handler releases the lock on Ctrl-C, a SIGTERM handler before
+Ansible's own.
+Only a killed run (SIGKILL) keeps it: the module takes such a lock over on the same machine, or it
+expires.
 
 Enabled in ansible.cfg (callbacks_enabled). It connects as the module did (region, endpoint,
 profile; keys from the environment), and deletes the lock only if it still names this run
@@ -10,7 +13,9 @@ profile; keys from the environment), and deletes the lock only if it still names
 
 from __future__ import annotations
 
+import atexit
 import os
+import signal
 from typing import Any
 
 from ansible.plugins.callback import CallbackBase
@@ -45,16 +50,41 @@ class CallbackModule(CallbackBase):
     def __init__(self) -> None:
         super().__init__()
         self._held: dict[str, dict[str, Any]] = {}  # lock name -> the module's arguments
+        self._pid = os.getpid()
 
     def v2_runner_on_ok(self, result: Any) -> None:
         if not result._task.action.endswith("stack_lock"):
             return
         args = result._result.get("invocation", {}).get("module_args", {})
         if result._result.get("taken"):
+            if not self._held:
+                self._pid = os.getpid()  # forked workers inherit the handler: only this process releases
+                atexit.register(self._release_all)
+                # Ansible's SIGTERM handler stops its workers, then kills its own process with the
+                # signal again, which runs no exit handler: release first, then let it go on
+                ansible_term = signal.getsignal(signal.SIGTERM)
+
+                def on_term(signum: int, frame: Any) -> None:
+                    self._release_all()
+                    if callable(ansible_term):
+                        ansible_term(signum, frame)
+                    else:
+                        signal.signal(signum, signal.SIG_DFL)
+                        os.kill(os.getpid(), signum)
+                try:
+                    signal.signal(signal.SIGTERM, on_term)
+                except ValueError:  # not the main thread: Ctrl-C still releases
+                    pass
             self._held[args["name"]] = args
 
     def v2_playbook_on_stats(self, stats: Any) -> None:
-        for name, args in self._held.items():
+        self._release_all()
+
+    def _release_all(self) -> None:
+        if os.getpid() != self._pid:
+            return
+        while self._held:
+            name, args = self._held.popitem()
             self._release(name, args)
 
     def _release(self, name: str, args: dict[str, Any]) -> None:

@@ -47,6 +47,12 @@ def ami_parameter(app: str, env: str) -> str:
     return _render(_map()["stack__names"]["ami_parameter"], stack_app_name=app, stack_ami_env=env)
 
 
+def stack_lock_parameter(app: str, env: str) -> str:
+    """The SSM parameter a run of app's env stack holds (stack__names.lock_parameter); env "*" gives
+    the pattern of every environment's, as the stack's policy grants them."""
+    return _render(_map()["stack__names"]["lock_parameter"], stack_app_name=app, stack_env=env)
+
+
 def bake_lock_parameter(app: str, env: str) -> str:
     """The SSM parameter one bake of app's env holds while it runs (stack__names.bake_lock_parameter);
     env "*" gives the pattern of every environment's, as the bake's policy grants them."""

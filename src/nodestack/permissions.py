@@ -60,7 +60,7 @@ def render(kind: str, scope: Scope) -> dict[str, Any]:
     document: dict[str, Any] = yaml.safe_load(template.render(
         app=scope.app, account=scope.account, region=scope.region, partition=scope.partition,
         boundary=names.instance_boundary(scope.app), iam_path=names.iam_path().lstrip("/"),
-        bake_lock=names.bake_lock_parameter(scope.app, "*")))
+        bake_lock=names.bake_lock_parameter(scope.app, "*"), stack_lock=names.stack_lock_parameter(scope.app, "*")))
     return document
 
 

@@ -65,7 +65,7 @@ def test_a_bake_held_elsewhere_is_refused_at_once_naming_the_holder(env: dict[st
     assert (f"{LOCK} is held by {lock['holder']} (runner@ci-runner-7, process 4242, run bake-dev-elsewhere) since "
             f"{lock['since']}, until {lock['until']}: a bake of nodeapp dev is running on ci-runner-7. Nothing was "
             f"launched for dev.") in flat(result.stderr), result.stderr[-3000:]
-    assert "`nodestack bake --env dev --take-over-lock`" in flat(result.stderr)
+    assert "or take it now: run again with --take-over-lock." in flat(result.stderr)
     calls = request_log.count_calls(local_cloud.request_log, before)[1]
     assert not [c for c in calls if c.split(":")[1].startswith(LAUNCHES)], calls  # no key pair, no build host
     assert json.loads(report.read_text())["results"][0]["build_name"] == ""  # refused before the run was named

@@ -167,3 +167,24 @@ def test_check_mode_takes_no_lock_and_warns_of_a_holder(aws_env: dict[str, str],
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"{LOCK} is held by" in flat(result.stdout + result.stderr)
     assert held(local_cloud)["run"] == "earlier-run"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_releases_its_lock(aws_env: dict[str, str], local_cloud: server.Endpoint,
+                                              stop: signal.Signals) -> None:
+    holder = subprocess.Popen([str(BIN / "ansible-playbook"), "tests/integration/playbooks/hold_stack_lock.yml"],
+                              cwd=REPO, env={**aws_env, "ANSIBLE_FORCE_COLOR": "0"}, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while held(local_cloud) is None:
+            assert holder.poll() is None and time.monotonic() < deadline, holder.communicate()[0][-3000:]
+            time.sleep(0.5)
+        os.killpg(holder.pid, stop)  # Ctrl-C reaches the whole process group; so does a CI's cancel
+        out, _ = holder.communicate(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    assert holder.returncode != 0
+    assert f"Released the stack's lock {LOCK}" in out, out[-3000:]
+    assert held(local_cloud) is None

@@ -230,3 +230,17 @@ def test_the_bake_may_use_its_own_lock_only() -> None:
     for resource in (prefix + names.bake_lock_parameter("otherapp", "dev"), f"{prefix}/nodeapp/dev/lock/stack",
                      f"{prefix}/nodeapp/dev/config/PORT"):
         assert _decision(iam, baker, "ssm:DeleteParameter", resource) == "implicitDeny", resource
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_stack_may_use_its_own_lock_only() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    deployer = _holder(iam, "deployer", SCOPE, ("stack",))
+    prefix = f"arn:aws:ssm:{SCOPE.region}:{SCOPE.account}:parameter"
+    for action in ("ssm:PutParameter", "ssm:DeleteParameter"):
+        assert _decision(iam, deployer, action, prefix + names.stack_lock_parameter("nodeapp", "prod")) == "allowed"
+    # the bake's lock is the bake's: a stack run cannot take it over or delete it
+    for resource in (prefix + names.bake_lock_parameter("nodeapp", "prod"),
+                     prefix + names.stack_lock_parameter("otherapp", "prod")):
+        assert _decision(iam, deployer, "ssm:DeleteParameter", resource) == "implicitDeny", resource

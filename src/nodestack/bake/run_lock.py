@@ -43,8 +43,8 @@ def lock_minutes(given: int | None, timeout_s: float) -> int:
 def refusal(name: str, app: str, env: str, held: dict[str, object]) -> str:
     return (f"{name} is held by {ssm_lock.describe(held)}: a bake of {app} {env} is running on "
             f"{held.get('host', '?')}. Nothing was launched for {env}. Wait for it to end; if it was killed, its lock "
-            f"expires at {held.get('until', '?')} (at once for the next bake on its machine), or take it now "
-            f"with `nodestack bake --env {env} {TAKE_OVER_FLAG}`.")
+            f"expires at {held.get('until', '?')} (at once for the next bake on its machine), or take it now: "
+            f"run again with {TAKE_OVER_FLAG}.")
 
 
 @contextmanager
