@@ -188,3 +188,20 @@ def test_an_interrupted_run_releases_its_lock(aws_env: dict[str, str], local_clo
     assert holder.returncode != 0
     assert f"Released the stack's lock {LOCK}" in out, out[-3000:]
     assert held(local_cloud) is None
+
+
+def test_a_layer_or_the_app_configuration_run_alone_takes_the_lock_too(aws_env: dict[str, str],
+                                                                       local_cloud: server.Endpoint) -> None:
+    lock = put_lock(local_cloud, host="another-machine")
+    before = request_log.log_size(local_cloud.request_log)
+    for alone in ("playbooks/iam.yml", "playbooks/app_config.yml"):
+        result = playbook(aws_env, alone)
+        assert result.returncode != 0, alone
+        assert f"{LOCK} is held by {lock['holder']}" in flat(result.stdout), result.stdout[-3000:]
+    calls = request_log.count_calls(local_cloud.request_log, before)[1]
+    assert not [c for c in calls if c.split(":")[1].startswith(("Put", "Create", "Delete"))], calls
+
+    client(local_cloud.url, "ssm").delete_parameters(Names=[LOCK])
+    result = playbook(aws_env, "playbooks/iam.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"Released the stack's lock {LOCK}" in result.stdout
