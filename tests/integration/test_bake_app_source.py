@@ -8,6 +8,8 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -143,10 +145,40 @@ def test_a_host_that_does_not_answer_is_refused(remote: Remote, vaulted: Vaulted
     assert "Connection refused" in str(refused.value)
 
 
-def test_the_key_file_is_gone_after_the_check(remote: Remote, vaulted: Vaulted) -> None:
-    before = set(Path("/tmp").glob("nodestack-source*"))
-    source_check.check(vaulted(remote.url, "v1.0.0", remote.key, remote.known_hosts))
-    assert set(Path("/tmp").glob("nodestack-source*")) <= before
+class KeyWatch(threading.Thread):
+    """Files holding the key's text while the check runs: where Ansible stages modules
+    (~/.ansible/tmp) and the temporary directories of the check."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(daemon=True)
+        self.stop, self.needle, self.found = threading.Event(), key.splitlines()[1].encode(), set[Path]()
+
+    def run(self) -> None:
+        while not self.stop.wait(0.02):
+            roots = [Path.home() / ".ansible" / "tmp", *Path(tempfile.gettempdir()).glob("nodestack-source*")]
+            for root in roots:
+                for path in (root.rglob("*") if root.is_dir() else []):
+                    try:
+                        if path.is_file() and self.needle in path.read_bytes():
+                            self.found.add(path)
+                    except OSError:
+                        continue
+
+
+def test_the_deploy_key_touches_disk_only_in_the_checks_private_file(remote: Remote, vaulted: Vaulted) -> None:
+    before = set(Path(tempfile.gettempdir()).glob("nodestack-source*"))
+    settings_ = vaulted(remote.url, "v1.0.0", remote.key, remote.known_hosts)
+    watch = KeyWatch(remote.key)
+    watch.start()
+    try:
+        source_check.check(settings_)
+    finally:
+        watch.stop.set()
+        watch.join()
+    # the module's own 0600 file in its 0700 directory, nothing else (no module staged with its arguments)
+    assert {path.name for path in watch.found} <= {"deploy_key"}, watch.found
+    assert all(path.parent.name.startswith("nodestack-source.") for path in watch.found), watch.found
+    assert set(Path(tempfile.gettempdir()).glob("nodestack-source*")) <= before
 
 
 def test_a_bake_of_an_unreachable_repository_launches_nothing(local_cloud: server.Endpoint, tmp_path: Path) -> None:

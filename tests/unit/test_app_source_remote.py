@@ -57,3 +57,8 @@ def test_ssh_messages_name_their_cause_past_gits_boilerplate() -> None:
     assert remote.explain("ERROR: Repository not found.\nfatal: Could not read from remote repository.\n").startswith(
         "it has no such repository")
     assert remote.explain("fatal: something new\n") == "git: fatal: something new"
+
+
+def test_an_https_remote_that_wants_credentials_is_sent_to_its_ssh_url() -> None:
+    said = remote.explain("fatal: could not read Username for 'https://github.com': terminal prompts disabled\n")
+    assert said.startswith("it asks for credentials over https: give its SSH URL (git@HOST:ORG/REPO.git)")

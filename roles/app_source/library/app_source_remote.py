@@ -53,9 +53,12 @@ _CAUSES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known"),
      "its host key is not one app_source_known_hosts pins: ssh-keyscan the host, compare the fingerprint with "
      "the one the git host publishes, and put the line in app_source_known_hosts"),
-    (re.compile(r"Permission denied|Authentication failed|could not read Username|terminal prompts disabled"),
+    (re.compile(r"Permission denied"),
      "it refused the credentials: add the public half of app_source_deploy_key (ssh-keygen -y -f KEYFILE) to the "
      "repository as a read-only deploy key, or correct the key in the Vault file"),
+    # an https remote that wants credentials: deploy keys are SSH only, and a token in the URL is refused
+    (re.compile(r"Authentication failed|could not read Username|terminal prompts disabled"),
+     "it asks for credentials over https: give its SSH URL (git@HOST:ORG/REPO.git) with app_source_deploy_key"),
     (re.compile(r"Could not resolve|Connection refused|Connection timed out|Network is unreachable|"
                 r"No route to host|timed out|Connection closed|Connection reset|Failed to connect"),
      "the host does not answer from this machine: check the host and port in app_source_repo, and that this "

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -44,20 +45,26 @@ def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
             vault = ["-e", f"@{env_settings.vault_file}"] if env_settings.vault_file else []
             # after the build's variables: an inventory's connection settings never reach this local play
             local = json.dumps({"ansible_connection": "local", "ansible_python_interpreter": sys.executable})
-            try:
-                result = subprocess.run(
+            # Pipelining hands the module (and the deploy key in its arguments) to Python on stdin;
+            # without it Ansible writes the module with its arguments under ~/.ansible/tmp.
+            with subprocess.Popen(
                     [str(ansible_playbook), str(PLAYBOOK), "-i", "localhost,", "-e", f"@{variables}", *vault,
                      "-e", local],
-                    cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False,
-                    env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1",
-                         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_FORCE_COLOR": "0"})
-            except subprocess.TimeoutExpired as exc:
-                raise SourceUnreachable(f"{env_settings.app_repo} did not answer within {timeout_s:.0f} s: check "
-                                        "that this machine reaches the git host") from exc
-    if result.returncode != 0:
-        raise SourceUnreachable(_failure(result.stdout, result.stderr))
+                    cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                    start_new_session=True,
+                    env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_PIPELINING": "1",
+                         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_FORCE_COLOR": "0"}) as run:
+                try:
+                    stdout, stderr = run.communicate(timeout=timeout_s)
+                except subprocess.TimeoutExpired as exc:
+                    os.killpg(run.pid, signal.SIGKILL)  # git and ssh too, not only ansible-playbook
+                    run.communicate()
+                    raise SourceUnreachable(f"{env_settings.app_repo} did not answer within {timeout_s:.0f} s: "
+                                            "check that this machine reaches the git host") from exc
+    if run.returncode != 0:
+        raise SourceUnreachable(_failure(stdout, stderr))
     try:
-        said = [str(outcome.get("msg", "")) for play in json.loads(result.stdout)["plays"]
+        said = [str(outcome.get("msg", "")) for play in json.loads(stdout)["plays"]
                 for task in play["tasks"] for outcome in task["hosts"].values() if "msg" in outcome]
     except (ValueError, KeyError):
         said = []
