@@ -38,7 +38,7 @@ def _local(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> int:
-    scope = permissions.Scope(args.app, args.account_id, args.region, args.partition)
+    scope = permissions.Scope(args.app, args.account_id, args.region, args.partition, args.other_account or "")
     sys.stdout.write(permissions.to_json(permissions.render(args.kind, scope)))
     return 0
 
@@ -92,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy.add_argument("--account-id", required=True, help="the AWS account's 12-digit id")
     policy.add_argument("--region", required=True, help="the stack's region, such as eu-west-1")
     policy.add_argument("--partition", default="aws", help="aws, aws-cn or aws-us-gov (default aws)")
+    policy.add_argument("--other-account", default=None, metavar="ACCOUNT",
+                        help="promote: a separate prod account it shares with (omit in one account); "
+                             "promote-target: the build account that shares (required)")
     policy.set_defaults(func=_policy)
 
     image = sub.add_parser("image", help="the local Debian 12 systemd base image")

@@ -16,11 +16,15 @@ import jinja2
 import yaml
 
 from nodestack import names
+from nodestack.bake import registry
 from nodestack.paths import REPO_ROOT
 
 POLICY_DIR = REPO_ROOT / "policies"
-KINDS = ("bake", "stack-network", "stack", "verify", "promote", "instance-boundary")
-DEPLOYER_KINDS = KINDS[:5]  # what a deployer holds; the boundary bounds the roles it makes
+DEPLOYER_KINDS = ("bake", "stack-network", "stack", "verify", "promote")  # what a deployer holds
+# promote-target: a separate prod account's role that `nodestack promote` assumes; the boundary
+# bounds the roles a deployer makes
+KINDS = (*DEPLOYER_KINDS, "promote-target", "instance-boundary")
+NEEDS_OTHER_ACCOUNT = ("promote-target",)
 # What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
 NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",)}
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -34,12 +38,14 @@ class PolicyError(ValueError):
 @dataclass(frozen=True)
 class Scope:
     """Whose resources a policy covers: the app's (every name of the naming map starts with it)
-    in one account and region."""
+    in one account and region. other_account: for promote, a separate prod account it shares with;
+    for promote-target, the build account that shares."""
 
     app: str
     account: str
     region: str
     partition: str = "aws"
+    other_account: str = ""
 
     def __post_init__(self) -> None:
         if not names.APP_NAME.fullmatch(self.app):
@@ -47,6 +53,9 @@ class Scope:
                               f"as stack_app_name")
         if not _ACCOUNT.match(self.account):
             raise PolicyError(f"account {self.account!r} is not an AWS account id: give its 12 digits")
+        if self.other_account and (not _ACCOUNT.match(self.other_account) or self.other_account == self.account):
+            raise PolicyError(f"other account {self.other_account!r} is not another AWS account's id: give its 12 "
+                              "digits")
         if not _REGION.match(self.region):
             raise PolicyError(f"region {self.region!r} is not an AWS region name such as eu-west-1")
 
@@ -55,12 +64,19 @@ def render(kind: str, scope: Scope) -> dict[str, Any]:
     """The IAM policy document of policies/<kind>.yml for scope."""
     if kind not in KINDS:
         raise PolicyError(f"no policy {kind!r}: choose one of {', '.join(KINDS)}")
+    if kind in NEEDS_OTHER_ACCOUNT and not scope.other_account:
+        raise PolicyError(f"the {kind} policy is the prod account's: give the build account that shares with it "
+                          "(--other-account ACCOUNT)")
     template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
         (POLICY_DIR / f"{kind}.yml").read_text())
     document: dict[str, Any] = yaml.safe_load(template.render(
         app=scope.app, account=scope.account, region=scope.region, partition=scope.partition,
         boundary=names.instance_boundary(scope.app), iam_path=names.iam_path().lstrip("/"),
-        bake_lock=names.bake_lock_parameter(scope.app, "*"), stack_lock=names.stack_lock_parameter(scope.app, "*")))
+        bake_lock=names.bake_lock_parameter(scope.app, "*"), stack_lock=names.stack_lock_parameter(scope.app, "*"),
+        other_account=scope.other_account, ami_parameter=names.ami_parameter(scope.app, "prod"),
+        promotion_record=list(registry.PROMOTION_RECORD), promoted_image_tags=list(registry.PROMOTED_IMAGE_TAGS),
+        grant_operations=list(registry.GRANT_OPERATIONS),
+        autoscaling_role=registry.autoscaling_role(scope.partition, scope.account)))
     return document
 
 

@@ -1,4 +1,5 @@
-"""Pruning keeps exactly the newest N validated AMIs per environment, and any AMI in use."""
+"""Pruning keeps exactly the newest N validated AMIs per environment, any AMI in use and any shared
+with another account."""
 
 from __future__ import annotations
 
@@ -64,16 +65,17 @@ def test_keeps_newest_validated_and_in_use(cloud: server.Endpoint) -> None:
     assert snapshots[failed[0]] not in remaining_snapshots and snapshots[dev[3]] in remaining_snapshots
 
 
-def test_the_two_newest_promoted_amis_stay(cloud: server.Endpoint) -> None:
-    """A separate prod account launches promoted AMIs from here (nodestack promote --to-account):
-    the newest and the one before stay whatever their age."""
+def test_an_ami_shared_with_another_account_stays(cloud: server.Endpoint) -> None:
+    """A separate prod account launches promoted AMIs from here (nodestack promote --to-account),
+    from launch templates this account cannot see: an AMI with a launch permission stays, however
+    many promotions came after it."""
     ec2, asg = client(cloud.url, "ec2"), client(cloud.url, "autoscaling")
-    prod = make_images(ec2, "prod", 5)
-    for ami, at in zip(prod[:3], ("2024-01-01T00:00:00Z", "2024-02-01T00:00:00Z", "2024-03-01T00:00:00Z"),
-                       strict=True):
-        ec2.create_tags(Resources=[ami], Tags=[{"Key": "PromotedAt", "Value": at}])
-    plan = registry.plan_prune(ec2, asg, "nodeapp", "prod", keep=2)
-    assert plan.keep == [prod[4], prod[3]] and plan.in_use == [prod[2], prod[1]] and plan.remove == [prod[0]]
+    prod = make_images(ec2, "prod", 4)
+    for ami in prod[:2]:
+        ec2.modify_image_attribute(ImageId=ami, LaunchPermission={"Add": [{"UserId": "222222222222"}]})
+    plan = registry.plan_prune(ec2, asg, "nodeapp", "prod", keep=1)
+    assert plan.keep == [prod[3]] and plan.remove == [prod[2]]
+    assert plan.shared == {prod[1]: "222222222222", prod[0]: "222222222222"}
 
 
 def test_keep_below_one_is_refused(cloud: server.Endpoint) -> None:

@@ -344,9 +344,19 @@ def test_a_shared_image_is_seen_and_launched_by_the_account_it_is_shared_with(lo
     by_filter = consumer.describe_images(Filters=[{"Name": "image-id", "Values": [shared, unshared]}])["Images"]
     assert [i["ImageId"] for i in by_filter] == [shared]
     assert consumer.describe_images(Owners=["self"], Filters=[{"Name": "image-id", "Values": [shared]}])["Images"] == []
+    assert consumer.describe_images(ImageIds=[shared], Owners=["self"])["Images"] == []  # ImageIds narrowed too
     assert consumer.run_instances(ImageId=shared, MinCount=1, MaxCount=1)["Instances"][0]["ImageId"] == shared
+    # the consumer's tags on the shared image are its own: the owner neither sees them nor loses its own
+    consumer.create_tags(Resources=[shared], Tags=[{"Key": "validated", "Value": "consumer"}])
+    assert consumer.describe_images(ImageIds=[shared])["Images"][0]["Tags"] == [{"Key": "validated",
+                                                                                "Value": "consumer"}]
+    assert [i["ImageId"] for i in consumer.describe_images(
+        Filters=[{"Name": "tag:validated", "Values": ["consumer"]}])["Images"]] == [shared]
+    owner = _client(local_cloud.url, "ec2").describe_images(ImageIds=[shared])["Images"][0]
+    assert owner["Tags"] == [{"Key": "validated", "Value": "true"}]
     for call in (lambda: consumer.describe_images(ImageIds=[unshared]),
-                 lambda: consumer.run_instances(ImageId=unshared, MinCount=1, MaxCount=1)):
+                 lambda: consumer.run_instances(ImageId=unshared, MinCount=1, MaxCount=1),
+                 lambda: consumer.create_tags(Resources=[unshared], Tags=[{"Key": "k", "Value": "v"}])):
         with pytest.raises(ClientError) as err:
             call()
         assert err.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"

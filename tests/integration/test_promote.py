@@ -140,25 +140,31 @@ def find_ami(cloud: server.Endpoint, keys: dict[str, str], *extra: str) -> subpr
 def test_a_separate_prod_account_launches_the_shared_ami_and_nothing_else(cloud: server.Endpoint) -> None:
     dev_runs(cloud, image(cloud, "dev", "v3.0.0"))
     prod = image(cloud, "prod", "v3.0.0")
-    published(cloud, prod)
     unshared = image(cloud, "prod", "v3.0.0")
+    published(cloud, unshared)  # the bake's newest in the build account; prod gets the one given
     with pytest.raises(ClientError):  # before the promotion the prod account sees nothing
         prod_client(cloud, "ec2").describe_images(ImageIds=[prod])
 
-    result = promote(cloud, "--to-account", PROD_ACCOUNT, "--to-role-arn", PROD_ROLE)
+    result = promote(cloud, "--ami", prod, "--to-account", PROD_ACCOUNT, "--to-role-arn", PROD_ROLE)
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"share {prod} with account {PROD_ACCOUNT} (launch permission)" in result.stdout
     assert f"{PARAMETER} in account {PROD_ACCOUNT} names it" in result.stdout
     ec2 = client(cloud.url, "ec2")
     snapshot = ec2.describe_images(ImageIds=[prod])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    # launching a shared AMI needs only its launch permission: the snapshots stay unshared
     assert ec2.describe_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission")[
-        "CreateVolumePermissions"] == [{"UserId": PROD_ACCOUNT}]
+        "CreateVolumePermissions"] == []
     assert tags(cloud, prod)["PromotedTo"] == PROD_ACCOUNT
     # the build account's parameter stays the bake's; the prod account's names the promoted AMI
+    assert client(cloud.url, "ssm").get_parameter(Name=PARAMETER)["Parameter"]["Value"] == unshared
     assert prod_client(cloud, "ssm").get_parameter(Name=PARAMETER)["Parameter"]["Value"] == prod
 
     seen = prod_client(cloud, "ec2").describe_images(ImageIds=[prod])["Images"][0]
-    assert seen["OwnerId"] == identities.ACCOUNT and not seen.get("Tags")  # the owner's tags stay its own
+    # the prod account's own tags on the shared image, set by promote: what the stack and verify read there
+    own = {t["Key"]: t["Value"] for t in seen.get("Tags", [])}
+    assert seen["OwnerId"] == identities.ACCOUNT and "Project" not in own  # the owner's tags stay its own
+    assert {k: own.get(k) for k in ("validated", "AppRevision", "NodejsVersion", "PromotedTo")} == {
+        "validated": "true", "AppRevision": "v3.0.0", "NodejsVersion": "22.11.0", "PromotedTo": PROD_ACCOUNT}
     launched = prod_client(cloud, "ec2").run_instances(ImageId=prod, MinCount=1, MaxCount=1)["Instances"][0]
     assert launched["ImageId"] == prod
     with pytest.raises(ClientError, match="InvalidAMIID.NotFound"):
@@ -175,7 +181,7 @@ def test_a_separate_prod_account_launches_the_shared_ami_and_nothing_else(cloud:
     assert (f"is owned by account {identities.ACCOUNT}, not stack_ami_owner 333333333333"
             in " ".join(other_owner.stdout.split())), other_owner.stdout[-3000:]
 
-    again = promote(cloud, "--to-account", PROD_ACCOUNT, "--to-role-arn", PROD_ROLE)
+    again = promote(cloud, "--ami", prod, "--to-account", PROD_ACCOUNT, "--to-role-arn", PROD_ROLE)
     assert again.returncode == 0 and f"already promoted to prod (account {PROD_ACCOUNT})" in again.stdout
 
 

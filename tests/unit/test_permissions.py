@@ -14,7 +14,7 @@ import pytest
 from nodestack import names, permissions
 from nodestack.local_cloud import fix_simulate_principal_policy
 
-SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west-1")
+SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west-1", other_account="444455556666")
 # IAM's service prefixes and the botocore models whose operations they authorise.
 MODELS = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
           "cloudwatch": ["cloudwatch"], "route53": ["route53"], "iam": ["iam"], "ssm": ["ssm"], "kms": ["kms"],
@@ -36,7 +36,8 @@ def _actions(statement: dict[str, Any]) -> list[str]:
 
 def test_every_policy_fits_aws_limit_of_a_managed_policy() -> None:
     """6,144 characters without white space (IAM quotas), for the longest app name and region."""
-    longest = permissions.Scope(app="a" * 31, account="111122223333", region="ap-southeast-2", partition="aws-us-gov")
+    longest = permissions.Scope(app="a" * 31, account="111122223333", region="ap-southeast-2", partition="aws-us-gov",
+                                other_account="444455556666")
     for kind in permissions.KINDS:
         assert len(json.dumps(permissions.render(kind, longest), separators=(",", ":"))) <= 6144, kind
 
@@ -64,11 +65,17 @@ def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
         resources = statement["Resource"]
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
+            if resource == "arn:aws:ec2:eu-west-1::image/*":
+                # an image's ARN names neither app nor account: the statement's conditions scope it
+                assert "aws:ResourceTag/App" in str(statement["Condition"]) or "ec2:Owner" in str(
+                    statement["Condition"]), (kind, statement["Sid"])
+                continue
             if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones",
-                                        "CertificateAndAlarmTopic", "PromoteKeyPolicy"):
+                                        "CertificateAndAlarmTopic", "PromoteKeyPolicy", "PromoteTargetGrantKey"):
                 assert resource == "*" or "nodeapp" in resource, (kind, statement["Sid"], resource)
-            if statement["Sid"] == "PromoteAssumeProdRole":  # the prod account's role: another account
-                assert resource == "arn:aws:iam::*:role/deploy-nodeapp-promote"
+            if statement["Sid"] in ("PromoteAssumeProdRole", "PromoteTargetGrantKey"):  # the other account's
+                assert resource in ("arn:aws:iam::444455556666:role/deploy-nodeapp-promote",
+                                    "arn:aws:kms:eu-west-1:444455556666:key/*"), resource
                 continue
             assert "111122223333" in resource or resource == "*" or ":route53:::" in resource
 
@@ -244,3 +251,78 @@ def test_the_stack_may_use_its_own_lock_only() -> None:
     for resource in (prefix + names.bake_lock_parameter("nodeapp", "prod"),
                      prefix + names.stack_lock_parameter("otherapp", "prod")):
         assert _decision(iam, deployer, "ssm:DeleteParameter", resource) == "implicitDeny", resource
+
+
+def _decide(iam: Any, principal: str, action: str, resource: str, context: dict[str, list[str]]) -> str:
+    entries = [{"ContextKeyName": k, "ContextKeyValues": v, "ContextKeyType": "stringList" if len(v) > 1 else "string"}
+               for k, v in context.items()]
+    result = iam.simulate_principal_policy(PolicySourceArn=principal, ActionNames=[action], ResourceArns=[resource],
+                                           ContextEntries=entries)["EvaluationResults"][0]
+    return str(result["EvalDecision"])
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_promote_shares_with_the_prod_account_alone_and_records_only_its_own_tags() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    prod, other = SCOPE.other_account, "999988887777"
+    build = _holder(iam, "promoter", SCOPE, ("promote",))
+    alone = _holder(iam, "promoter-one-account", permissions.Scope("nodeapp", SCOPE.account, SCOPE.region),
+                    ("promote",))
+    image, app = "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0", {"aws:ResourceTag/App": ["nodeapp"]}
+    snapshot = "arn:aws:ec2:eu-west-1::snapshot/snap-0123456789abcdef0"
+    cases = [
+        (build, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/userId": [prod]}, "allowed"),
+        (build, "ec2:ModifyImageAttribute", image, {**app, "ec2:Remove/userId": [prod]}, "allowed"),  # the undo
+        (build, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/userId": [other]}, "implicitDeny"),
+        (build, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/group": ["all"]}, "implicitDeny"),  # public
+        (build, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/userId": [prod], "ec2:Add/group": ["all"]},
+         "implicitDeny"),
+        (build, "ec2:ModifyImageAttribute", image, {"aws:ResourceTag/App": ["shop"], "ec2:Add/userId": [prod]},
+         "implicitDeny"),
+        (build, "ec2:ModifySnapshotAttribute", snapshot, {"ec2:Add/group": ["all"]}, "implicitDeny"),
+        (build, "ec2:ModifySnapshotAttribute", snapshot, {"ec2:Add/userId": [prod]}, "implicitDeny"),
+        (build, "ec2:CreateTags", image, {**app, "aws:TagKeys": ["PromotedBy", "PromotedAt", "PromotedTo"]},
+         "allowed"),
+        (build, "ec2:CreateTags", image, {**app, "aws:TagKeys": ["PromotedBy", "validated"]}, "implicitDeny"),
+        (build, "ec2:CreateTags", image, {**app, "aws:TagKeys": ["AppRevision"]}, "implicitDeny"),
+        (build, "sts:AssumeRole", f"arn:aws:iam::{prod}:role/deploy-nodeapp-promote", {}, "allowed"),
+        (build, "sts:AssumeRole", f"arn:aws:iam::{other}:role/deploy-nodeapp-promote", {}, "implicitDeny"),
+        (alone, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/userId": [prod]}, "implicitDeny"),
+    ]
+    got = [_decide(iam, who, action, resource, context) for who, action, resource, context, _ in cases]
+    assert got == [want for *_, want in cases]
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_prod_accounts_promote_role_tags_grants_and_sets_its_parameter_only() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    build, prod, other = SCOPE.account, SCOPE.other_account, "999988887777"
+    target = _holder(iam, "promote-target", permissions.Scope("nodeapp", prod, SCOPE.region, other_account=build),
+                     ("promote-target",))
+    image = "arn:aws:ec2:eu-west-1::image/ami-0123456789abcdef0"
+    role = f"arn:aws:iam::{prod}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    key = f"arn:aws:kms:eu-west-1:{build}:key/1a2b3c4d-5678-90ab-cdef-1234567890ab"
+    grant = {"kms:GranteePrincipal": [role], "kms:GrantOperations": ["Decrypt", "CreateGrant"]}
+    cases = [
+        ("ec2:CreateTags", image, {"ec2:Owner": [build], "aws:TagKeys": ["validated", "AppRevision"]}, "allowed"),
+        ("ec2:CreateTags", image, {"ec2:Owner": [other], "aws:TagKeys": ["validated"]}, "implicitDeny"),
+        ("ec2:CreateTags", image, {"ec2:Owner": [build], "aws:TagKeys": ["validated", "App"]}, "implicitDeny"),
+        ("kms:CreateGrant", key, grant, "allowed"),
+        ("kms:CreateGrant", key, {**grant, "kms:GranteePrincipal": [f"arn:aws:iam::{prod}:role/admin"]},
+         "implicitDeny"),
+        ("kms:CreateGrant", key, {**grant, "kms:GrantOperations": ["Decrypt", "RetireGrant"]}, "implicitDeny"),
+        ("kms:CreateGrant", f"arn:aws:kms:eu-west-1:{other}:key/1a2b", grant, "implicitDeny"),
+        ("ssm:PutParameter", f"arn:aws:ssm:eu-west-1:{prod}:parameter/nodeapp/prod/ami/latest", {}, "allowed"),
+        ("ssm:PutParameter", f"arn:aws:ssm:eu-west-1:{prod}:parameter/nodeapp/prod/config/PORT", {}, "implicitDeny"),
+        ("ec2:ModifyImageAttribute", image, {"ec2:Add/group": ["all"]}, "implicitDeny"),
+        ("ec2:ModifySnapshotAttribute", "arn:aws:ec2:eu-west-1::snapshot/snap-0123", {}, "implicitDeny"),
+    ]
+    got = [_decide(iam, target, action, resource, context) for action, resource, context, _ in cases]
+    assert got == [want for *_, want in cases]
+
+
+def test_the_prod_accounts_policy_needs_the_build_account() -> None:
+    with pytest.raises(permissions.PolicyError, match="--other-account"):
+        permissions.render("promote-target", permissions.Scope("nodeapp", "444455556666", "eu-west-1"))

@@ -48,7 +48,7 @@ def test_a_key_whose_policy_allows_the_prod_account_is_granted_from_the_prod_acc
     role = f"arn:aws:iam::{PROD}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
     with Stubber(prod_kms) as stub:
         stub.add_response("create_grant", {"GrantId": "g", "GrantToken": "t"},
-                          {"KeyId": KEY, "GranteePrincipal": role, "Operations": promote.GRANT_OPERATIONS,
+                          {"KeyId": KEY, "GranteePrincipal": role, "Operations": list(promote.GRANT_OPERATIONS),
                            "Name": "nodeapp-prod-autoscaling"})
         promote.grant_key(prod_kms, KEY, PROD, "aws", "nodeapp")
         stub.assert_no_pending_responses()
@@ -59,7 +59,8 @@ def test_a_key_policy_without_the_prod_account_stops_naming_the_statements_to_ad
     with ec2_stub, kms_stub, pytest.raises(promote.PromoteError) as err:
         promote.customer_keys(ec2, kms, IMAGE, PROD, "aws")
     assert f"does not let account {PROD} use it" in str(err.value)
-    assert f'"AWS": "arn:aws:iam::{PROD}:root"' in str(err.value) and "kms:GrantIsForAWSResource" in str(err.value)
+    assert f'"AWS": "arn:aws:iam::{PROD}:root"' in str(err.value) and "kms:CreateGrant" in str(err.value)
+    assert "Condition" not in str(err.value)  # promote creates the grant itself: no kms:GrantIsForAWSResource
 
 
 def test_an_aws_managed_key_cannot_be_shared() -> None:
@@ -72,6 +73,14 @@ def test_the_key_use_must_be_allowed_besides_grants() -> None:
     grants_only = promote.key_policy_statements(PROD, "aws")[1:]
     assert not promote.key_policy_allows(json.loads(_policy(*grants_only)), PROD)
     assert promote.key_policy_allows(json.loads(_policy(*promote.key_policy_statements(PROD, "aws"))), PROD)
+
+
+def test_a_create_grant_allowed_only_for_aws_resources_does_not_count() -> None:
+    """kms:GrantIsForAWSResource is true only when an AWS service calls on the caller's behalf;
+    promote calls CreateGrant itself, so such a statement would deny it."""
+    use, grants = promote.key_policy_statements(PROD, "aws")
+    conditioned = {**grants, "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}
+    assert not promote.key_policy_allows(json.loads(_policy(use, conditioned)), PROD)
 
 
 def test_dev_tested_means_the_same_revision_and_nodejs_as_a_dev_group() -> None:

@@ -438,8 +438,9 @@ def prune(args: argparse.Namespace) -> int:
                     for ami_id in plan.remove:
                         validate.remove_local_image(ami_id)
             verb = "would remove" if args.dry_run else "removed"
+            shared = ", ".join(f"{ami} (shared with {whom})" for ami, whom in plan.shared.items())
             print(f"{env}: keep {', '.join(plan.keep) or '-'}; in use {', '.join(plan.in_use) or '-'}; "
-                  f"{verb} {', '.join(plan.remove) or 'nothing'}")
+                  f"kept {shared or '-'}; {verb} {', '.join(plan.remove) or 'nothing'}")
     except (BakeError, settings.BakeConfigError, BotoCoreError, ClientError) as exc:
         print(f"prune: {exc}", file=sys.stderr)
         return 2

@@ -23,6 +23,7 @@ from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from nodestack.bake import run_owner
 from nodestack.bake.build_host import BUILD_HOST_ROLE, ROLE_LABEL, BuildHostError, podman
+from nodestack.bake.registry import tags_of
 from nodestack.bake.run_owner import TAG_RUN, run_is_over, tags_of_labels
 
 # What Packer 1.6.6 names and describes its temporary security group (step_security_group.go);
@@ -55,10 +56,6 @@ def _filters(scope: Mapping[str, str]) -> list[dict[str, Any]]:
             {"Name": "tag-key", "Values": [TAG_RUN]}]
 
 
-def _tags(resource: Mapping[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in resource.get("Tags", [])}
-
-
 def _error(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
@@ -70,14 +67,14 @@ def sweep_cloud(ec2: Any, scope: Mapping[str, str], held_lock: Path, now: dateti
     instances = [i for page in ec2.get_paginator("describe_instances").paginate(
                      Filters=[*_filters(scope), {"Name": "instance-state-name", "Values": UNFINISHED_STATES}])
                  for r in page["Reservations"] for i in r["Instances"]]
-    ended = [i for i in instances if run_is_over(_tags(i), held_lock, now)]
+    ended = [i for i in instances if run_is_over(tags_of(i), held_lock, now)]
     terminated = True
     if ended:
         ids = [i["InstanceId"] for i in ended]
         try:
             ec2.terminate_instances(InstanceIds=ids)
             ec2.get_waiter("instance_terminated").wait(InstanceIds=ids, WaiterConfig=TERMINATION_WAIT)
-            sweep.removed += [f"instance {i['InstanceId']} ({_tags(i)[TAG_RUN]})" for i in ended]
+            sweep.removed += [f"instance {i['InstanceId']} ({tags_of(i)[TAG_RUN]})" for i in ended]
         except (ClientError, WaiterError) as exc:
             terminated = False
             sweep.failed.append(f"instances {', '.join(ids)}: {_error(exc)}; their security groups stay")
@@ -85,7 +82,7 @@ def sweep_cloud(ec2: Any, scope: Mapping[str, str], held_lock: Path, now: dateti
     for group in groups:
         if not (group["GroupName"].startswith(PACKER_GROUP_PREFIX)
                 and group.get("Description") == PACKER_GROUP_DESCRIPTION
-                and run_is_over(_tags(group), held_lock, now)):
+                and run_is_over(tags_of(group), held_lock, now)):
             continue
         if not terminated:
             sweep.failed.append(f"security group {group['GroupId']} ({group['GroupName']}): kept until its "
@@ -97,7 +94,7 @@ def sweep_cloud(ec2: Any, scope: Mapping[str, str], held_lock: Path, now: dateti
         except ClientError as exc:
             sweep.failed.append(f"security group {group['GroupId']}: {_error(exc)}")
     for pair in ec2.describe_key_pairs(Filters=_filters(scope))["KeyPairs"]:
-        if not run_is_over(_tags(pair), held_lock, now):
+        if not run_is_over(tags_of(pair), held_lock, now):
             continue
         try:
             ec2.delete_key_pair(KeyName=pair["KeyName"])  # moto 5.2 ignores KeyPairId here

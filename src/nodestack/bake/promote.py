@@ -6,12 +6,15 @@ tags on the AMI (PromotedBy, PromotedAt, PromotedTo) and prod's SSM parameter, r
 description saying so (SSM keeps LastModifiedUser too). prod's group moves to it only through
 playbooks/rollout.yml.
 
-With --to-account (separate dev and prod accounts) the AMI is shared with the prod account: a
-launch permission, its snapshots' createVolumePermission (so the prod account may copy it), for
-snapshots under a customer managed KMS key a grant to the prod account's Auto Scaling
-service-linked role (made with the prod account's credentials, as AWS requires), and the prod
-account's own /<app>/prod/ami/latest. Only this command writes that parameter: the prod account
-never sees an AMI nobody promoted."""
+With --to-account (separate dev and prod accounts), in this order: for snapshots under a customer
+managed KMS key a grant to the prod account's Auto Scaling service-linked role (made with the prod
+account's credentials, as AWS requires); the AMI's launch permission for the prod account (AWS:
+launching a shared AMI needs only that, not its snapshots' createVolumePermission); the AMI's tags
+in the prod account (validated, AppRevision, NodejsVersion and the record: an account's tags on a
+shared image are its own, the owner's are not shared), set with the prod account's credentials;
+the record in this account; the prod account's own /<app>/prod/ami/latest last. If a step after
+the sharing fails, the launch permission this run added is removed again. Only this command
+writes that parameter: the prod account never sees an AMI nobody promoted."""
 
 from __future__ import annotations
 
@@ -27,28 +30,29 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack import names
 from nodestack.bake import inventory_vars
+from nodestack.bake.registry import (
+    APP_REVISION,
+    GRANT_OPERATIONS,
+    NODEJS_VERSION,
+    PROMOTED_AT,
+    PROMOTED_BY,
+    PROMOTED_TO,
+    PROMOTION_RECORD,
+    VALIDATED,
+    autoscaling_role,
+    tags_of,
+)
 from nodestack.bake.target import BakeError, Target, resolve_target
 from nodestack.paths import REPO_ROOT
 
 ENV = "prod"
 DEV = "dev"
-PROMOTED_BY, PROMOTED_AT, PROMOTED_TO = "PromotedBy", "PromotedAt", "PromotedTo"
-# The service-linked role that launches a group's instances (AWS: "Required AWS KMS key policy for
-# use with encrypted volumes", Example 2: the grant comes from the account that owns the group).
-AUTOSCALING_ROLE = "arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/" \
-                   "AWSServiceRoleForAutoScaling"
-GRANT_OPERATIONS = ["Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey",
-                    "GenerateDataKeyWithoutPlaintext", "DescribeKey", "CreateGrant"]
 # What the key policy must allow the prod account (Example 2's two statements).
 KEY_USE = {"kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"}
 
 
 class PromoteError(BakeError):
     """A promotion refused: what is wrong and what to do; nothing was changed."""
-
-
-def _tags(image: dict[str, Any]) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in image.get("Tags", [])}
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class Plan:
     account: str  # where prod's parameter lives: this account or --to-account
     parameter: str
     steps: list[str] = field(default_factory=list)  # what this run changes, in order
+    share: bool = False  # the prod account's launch permission is missing
+    record: bool = False  # the record (and, with --to-account, the prod account's tags) and the parameter
     previous: str = ""  # an earlier promotion of this AMI to the same account, as its tags say
 
 
@@ -104,13 +110,13 @@ def candidate(ec2: Any, ssm: Any, app: str, account: str, ami_id: str | None) ->
         raise PromoteError(f"{ami_id} is not an AMI of account {account} in this region: promote an AMI the bake "
                            f"made here (`nodestack bake --env {ENV}`)")
     image: dict[str, Any] = images[0]
-    tags = _tags(image)
+    tags = tags_of(image)
     wrong = [f"{key}={tags.get(key, 'unset')}" for key, wanted in
-             (("validated", "true"), ("App", app), ("Environment", ENV)) if tags.get(key) != wanted]
+             ((VALIDATED, "true"), ("App", app), ("Environment", ENV)) if tags.get(key) != wanted]
     if wrong:
         raise PromoteError(f"{ami_id} is not a validated {ENV} AMI of {app} ({', '.join(wrong)}): promote one the "
                            f"bake validated (`nodestack bake --env {ENV}`)")
-    missing = [key for key in ("AppRevision", "NodejsVersion") if not tags.get(key)]
+    missing = [key for key in (APP_REVISION, NODEJS_VERSION) if not tags.get(key)]
     if missing:
         raise PromoteError(f"{ami_id} has no {' or '.join(missing)} tag, so it cannot be compared with what dev runs: "
                            f"bake it again (`nodestack bake --env {ENV}`)")
@@ -136,15 +142,15 @@ def dev_running(ec2: Any, autoscaling: Any, app: str) -> list[Running]:
                     LaunchConfigurationNames=[group["LaunchConfigurationName"]])["LaunchConfigurations"][0]
                 launched[group["AutoScalingGroupName"]] = config.get("ImageId", "")
     ids = sorted({ami for ami in launched.values() if ami})
-    images = {i["ImageId"]: _tags(i) for i in ec2.describe_images(ImageIds=ids)["Images"]} if ids else {}
-    return [Running(name, ami, images.get(ami, {}).get("AppRevision", "unknown"),
-                    images.get(ami, {}).get("NodejsVersion", "unknown")) for name, ami in sorted(launched.items())]
+    images = {i["ImageId"]: tags_of(i) for i in ec2.describe_images(ImageIds=ids)["Images"]} if ids else {}
+    return [Running(name, ami, images.get(ami, {}).get(APP_REVISION, "unknown"),
+                    images.get(ami, {}).get(NODEJS_VERSION, "unknown")) for name, ami in sorted(launched.items())]
 
 
 def check_dev_tested(image: dict[str, Any], running: list[Running], app: str) -> Running:
     """The dev group running the candidate's app revision and Node.js version; PromoteError naming both otherwise."""
-    tags = _tags(image)
-    revision, nodejs = tags["AppRevision"], tags["NodejsVersion"]
+    tags = tags_of(image)
+    revision, nodejs = tags[APP_REVISION], tags[NODEJS_VERSION]
     for dev in running:
         if (dev.revision, dev.nodejs) == (revision, nodejs):
             return dev
@@ -178,9 +184,13 @@ def as_other_account(target: Target, role_arn: str | None, profile: str | None, 
 
 
 def key_policy_allows(policy: dict[str, Any], account: str) -> bool:
-    """Whether a key policy lets account use the key and create grants for AWS resources (Example 2)."""
+    """Whether a key policy lets account use the key and create grants (Example 2). A statement with a
+    condition proves nothing: whether a request meets it is not known here (kms:GrantIsForAWSResource,
+    for one, is never true for the grant promote creates itself)."""
     allowed: set[str] = set()
     for statement in policy.get("Statement", []):
+        if statement.get("Condition"):
+            continue
         principals = (statement.get("Principal") or {})
         given = principals.get("AWS", []) if isinstance(principals, dict) else principals
         given = [given] if isinstance(given, str) else given
@@ -192,13 +202,13 @@ def key_policy_allows(policy: dict[str, Any], account: str) -> bool:
 
 
 def key_policy_statements(account: str, partition: str) -> list[dict[str, Any]]:
-    """The two statements the build account adds to its key's policy for the prod account."""
+    """The two statements the build account adds to its key's policy for the prod account (Example 2:
+    the grant is created by the prod account itself, so no kms:GrantIsForAWSResource condition)."""
     root = f"arn:{partition}:iam::{account}:root"
     return [{"Sid": f"AllowUseOfTheKeyBy{account}", "Effect": "Allow", "Principal": {"AWS": root},
              "Action": sorted(KEY_USE), "Resource": "*"},
             {"Sid": f"AllowGrantsFor{account}", "Effect": "Allow", "Principal": {"AWS": root},
-             "Action": "kms:CreateGrant", "Resource": "*",
-             "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}}]
+             "Action": "kms:CreateGrant", "Resource": "*"}]
 
 
 def customer_keys(ec2: Any, kms: Any, image: dict[str, Any], to_account: str, partition: str) -> list[str]:
@@ -226,26 +236,24 @@ def customer_keys(ec2: Any, kms: Any, image: dict[str, Any], to_account: str, pa
 def grant_key(prod_kms: Any, key: str, account: str, partition: str, app: str) -> None:
     """With the prod account's credentials: its Auto Scaling service-linked role may use the build
     account's key. Named, so the same request again returns the same grant instead of a second."""
-    prod_kms.create_grant(KeyId=key, GranteePrincipal=AUTOSCALING_ROLE.format(partition=partition, account=account),
-                          Operations=GRANT_OPERATIONS, Name=f"{app}-{ENV}-autoscaling")
+    prod_kms.create_grant(KeyId=key, GranteePrincipal=autoscaling_role(partition, account),
+                          Operations=list(GRANT_OPERATIONS), Name=f"{app}-{ENV}-autoscaling")
 
 
-def plan(ec2: Any, prod_ssm: Any, image: dict[str, Any], app: str, account: str, to_account: str,
+def plan(ec2: Any, prod_ec2: Any, prod_ssm: Any, image: dict[str, Any], app: str, account: str, to_account: str,
          keys: list[str]) -> Plan:
     """What this promotion still has to do; nothing when it was done already."""
-    tags = _tags(image)
+    tags = tags_of(image)
     ami_id = image["ImageId"]
     parameter = names.ami_parameter(app, ENV)
-    found = Plan(app, ami_id, tags["AppRevision"], tags["NodejsVersion"], to_account or account, parameter)
+    found = Plan(app, ami_id, tags[APP_REVISION], tags[NODEJS_VERSION], to_account or account, parameter)
+    tagged_there = True
     if to_account:
         permissions = ec2.describe_image_attribute(ImageId=ami_id, Attribute="launchPermission")["LaunchPermissions"]
-        if {"UserId": to_account} not in permissions:
-            found.steps.append(f"share {ami_id} with account {to_account} (launch permission)")
-        for mapping in image.get("BlockDeviceMappings", []):
-            snapshot = mapping.get("Ebs", {}).get("SnapshotId")
-            if snapshot and {"UserId": to_account} not in ec2.describe_snapshot_attribute(
-                    SnapshotId=snapshot, Attribute="createVolumePermission")["CreateVolumePermissions"]:
-                found.steps.append(f"share snapshot {snapshot} with account {to_account} (createVolumePermission)")
+        found.share = {"UserId": to_account} not in permissions
+        seen = prod_ec2.describe_images(Filters=[{"Name": "image-id", "Values": [ami_id]}])["Images"]
+        there = tags_of(seen[0]) if seen else {}
+        tagged_there = there.get(VALIDATED) == "true" and there.get(PROMOTED_TO) == to_account
     try:
         current = str(prod_ssm.get_parameter(Name=parameter)["Parameter"]["Value"])
     except prod_ssm.exceptions.ParameterNotFound:
@@ -253,41 +261,54 @@ def plan(ec2: Any, prod_ssm: Any, image: dict[str, Any], app: str, account: str,
     promoted_here = tags.get(PROMOTED_TO) == found.account and tags.get(PROMOTED_AT)
     if promoted_here:
         found.previous = f"by {tags.get(PROMOTED_BY, 'unknown')} at {tags[PROMOTED_AT]}"
-    record = [] if current == ami_id and promoted_here else [
-        f"record the promotion on {ami_id} ({PROMOTED_BY}, {PROMOTED_AT}, {PROMOTED_TO})",
-        f"set {parameter} in account {found.account} to {ami_id} (was {current or 'unset'})"]
+    found.record = not (current == ami_id and promoted_here and tagged_there)
     # a grant cannot be read back without kms:ListGrants: made (named, so never twice) whenever anything changes
-    grants = [f"grant {to_account}'s Auto Scaling service-linked role the use of key {key}"
-              for key in keys] if found.steps or record else []
-    found.steps += grants + record
+    if found.share or found.record:
+        found.steps += [f"grant {to_account}'s Auto Scaling service-linked role the use of key {key}" for key in keys]
+    if found.share:
+        found.steps.append(f"share {ami_id} with account {to_account} (launch permission)")
+    if found.record and to_account:
+        found.steps.append(f"tag {ami_id} in account {to_account} ({VALIDATED}, {APP_REVISION}, {NODEJS_VERSION}, "
+                           f"{', '.join(PROMOTION_RECORD)}: an account's tags on a shared image are its own)")
+    if found.record:
+        found.steps += [f"record the promotion on {ami_id} ({', '.join(PROMOTION_RECORD)})",
+                        f"set {parameter} in account {found.account} to {ami_id} (was {current or 'unset'})"]
     return found
 
 
 def apply(target: Target, prod: Target, image: dict[str, Any], found: Plan, to_account: str, keys: list[str],
           who: str, partition: str) -> str:
-    """Make the plan's changes, grants and sharing first, the record and the parameter last; returns the time."""
+    """Make the plan's changes: grants, sharing, the prod account's tags, the record, the parameter
+    last; a launch permission this run added is removed again if a later step fails. Returns the time."""
     ec2, ami_id = target.client("ec2"), image["ImageId"]
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    if to_account:
-        ec2.modify_image_attribute(ImageId=ami_id, LaunchPermission={"Add": [{"UserId": to_account}]})
-        for mapping in image.get("BlockDeviceMappings", []):
-            snapshot = mapping.get("Ebs", {}).get("SnapshotId")
-            if snapshot:
-                ec2.modify_snapshot_attribute(SnapshotId=snapshot, Attribute="createVolumePermission",
-                                              OperationType="add", UserIds=[to_account])
-        for key in keys:
-            grant_key(prod.client("kms"), key, to_account, partition, found.app)
-        if not prod.client("ec2").describe_images(Filters=[{"Name": "image-id", "Values": [ami_id]}])["Images"]:
+    for key in keys if found.steps else []:
+        grant_key(prod.client("kms"), key, to_account, partition, found.app)
+    shared = False
+    try:
+        if found.share:
+            ec2.modify_image_attribute(ImageId=ami_id, LaunchPermission={"Add": [{"UserId": to_account}]})
+            shared = True
+        if to_account and not prod.client("ec2").describe_images(
+                Filters=[{"Name": "image-id", "Values": [ami_id]}])["Images"]:
             raise PromoteError(f"account {to_account} does not see {ami_id} after sharing it: is it the same region "
                                f"({target.region})?")
-    if any(step.startswith("record") for step in found.steps):
-        ec2.create_tags(Resources=[ami_id], Tags=[{"Key": PROMOTED_BY, "Value": who[:256]},
-                                                  {"Key": PROMOTED_AT, "Value": when},
-                                                  {"Key": PROMOTED_TO, "Value": found.account}])
-        prod.client("ssm").put_parameter(
-            Name=found.parameter, Value=ami_id, Type="String", Overwrite=True,
-            Description=f"prod AMI {ami_id} ({found.revision}, Node.js {found.nodejs}), dev-tested, "
-                        f"promoted by {who} at {when} (nodestack promote)"[:1024])
+        if found.record:
+            record = {PROMOTED_BY: who[:256], PROMOTED_AT: when, PROMOTED_TO: found.account}
+            if to_account:
+                prod.client("ec2").create_tags(Resources=[ami_id], Tags=[{"Key": k, "Value": v} for k, v in {
+                    VALIDATED: "true", APP_REVISION: found.revision, NODEJS_VERSION: found.nodejs, **record}.items()])
+            ec2.create_tags(Resources=[ami_id], Tags=[{"Key": k, "Value": v} for k, v in record.items()])
+            prod.client("ssm").put_parameter(
+                Name=found.parameter, Value=ami_id, Type="String", Overwrite=True,
+                Description=f"prod AMI {ami_id} ({found.revision}, Node.js {found.nodejs}), dev-tested, "
+                            f"promoted by {who} at {when} (nodestack promote)"[:1024])
+    except (BotoCoreError, ClientError, PromoteError):
+        if shared:  # nothing half-made: the prod account does not keep an AMI it was not given
+            ec2.modify_image_attribute(ImageId=ami_id, LaunchPermission={"Remove": [{"UserId": to_account}]})
+            print(f"promote: failed after sharing {ami_id}; its launch permission for account {to_account} was "
+                  "removed again", file=sys.stderr)
+        raise
     return when
 
 
@@ -319,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
                 raise PromoteError(f"the prod credentials ({args.to_role_arn or args.to_profile}) are of account "
                                    f"{prod_account}, not --to-account {args.to_account}")
         keys = customer_keys(ec2, target.client("kms"), image, args.to_account, partition) if args.to_account else []
-        found = plan(ec2, prod.client("ssm"), image, app, account, args.to_account or "", keys)
+        found = plan(ec2, prod.client("ec2"), prod.client("ssm"), image, app, account, args.to_account or "", keys)
         if not found.steps:
             print(f"promote: {found.ami_id} is already promoted to {ENV} (account {found.account}) {found.previous}: "
                   f"{found.parameter} names it; nothing changed")

@@ -3,16 +3,39 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nodestack import names
 
+# Tag keys of an AMI: the bake's verdict and what it runs; `nodestack promote`'s record.
+VALIDATED, APP_REVISION, NODEJS_VERSION = "validated", "AppRevision", "NodejsVersion"
+PROMOTED_BY, PROMOTED_AT, PROMOTED_TO = "PromotedBy", "PromotedAt", "PromotedTo"
+PROMOTION_RECORD = (PROMOTED_BY, PROMOTED_AT, PROMOTED_TO)
+# What the prod account tags on an AMI shared with it (tags are each account's own).
+PROMOTED_IMAGE_TAGS = (VALIDATED, APP_REVISION, NODEJS_VERSION, *PROMOTION_RECORD)
+# A separate prod account's Auto Scaling service-linked role and the operations its grant on the
+# build account's key gives it (AWS, "Required AWS KMS key policy for use with encrypted volumes",
+# Example 2: the grant is created from the account that owns the group).
+GRANT_OPERATIONS = ("Encrypt", "Decrypt", "ReEncryptFrom", "ReEncryptTo", "GenerateDataKey",
+                    "GenerateDataKeyWithoutPlaintext", "DescribeKey", "CreateGrant")
+
+
+def autoscaling_role(partition: str, account: str) -> str:
+    return (f"arn:{partition}:iam::{account}:role/aws-service-role/autoscaling.amazonaws.com/"
+            "AWSServiceRoleForAutoScaling")
+
+
+def tags_of(resource: Mapping[str, Any]) -> dict[str, str]:
+    """An EC2 resource's tags (as describe calls return them) as a dict."""
+    return {str(t["Key"]): str(t["Value"]) for t in resource.get("Tags", [])}
+
 
 def promote(ec2: Any, ssm: Any, ami_id: str, app: str, env: str) -> str:
     """Mark a validated AMI and publish it where the provisioning playbooks read it."""
-    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "true"}])
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": VALIDATED, "Value": "true"}])
     name = names.ami_parameter(app, env)
     ssm.put_parameter(Name=name, Value=ami_id, Type="String", Overwrite=True,
                       Description=f"newest validated {env} AMI of {app}, set by the bake job")
@@ -25,7 +48,7 @@ def record_nodejs_version(ec2: Any, ami_id: str, report: Path) -> str:
     version = report.read_text().strip() if report.is_file() else ""
     if not re.fullmatch(r"\d+\.\d+\.\d+", version):
         return ""
-    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "NodejsVersion", "Value": version}])
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": NODEJS_VERSION, "Value": version}])
     return version
 
 
@@ -39,7 +62,7 @@ def require_imds_v2(ec2: Any, ami_id: str) -> bool:
 
 def mark_failed(ec2: Any, ami_id: str, reason: str) -> None:
     """An AMI that failed validation: tagged, then deregistered with its snapshots."""
-    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": "validated", "Value": "failed"},
+    ec2.create_tags(Resources=[ami_id], Tags=[{"Key": VALIDATED, "Value": "failed"},
                                               {"Key": "ValidationError", "Value": reason[:250]}])
     image = ec2.describe_images(ImageIds=[ami_id])["Images"][0]
     _deregister(ec2, image)
@@ -52,7 +75,7 @@ def project_images(ec2: Any, app: str, env: str) -> list[dict[str, Any]]:
     images = ec2.describe_images(Owners=["self"], Filters=filters)["Images"]
 
     def ours(image: dict[str, Any]) -> bool:
-        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
+        tags = tags_of(image)
         return tags.get("App", app) == app and ("App" in tags or image.get("Name", "").startswith(f"{app}-{env}-"))
 
     return [image for image in images if ours(image)]
@@ -76,34 +99,37 @@ class PrunePlan:
     env: str
     keep: list[str] = field(default_factory=list)
     in_use: list[str] = field(default_factory=list)
+    shared: dict[str, str] = field(default_factory=dict)  # AMI -> whom its launch permissions name
     remove: list[str] = field(default_factory=list)
 
 
-# Promoted AMIs kept whatever their age (the newest: what prod's parameter names; the one before:
-# what prod may still run until its rollout). A separate prod account launches them from here, and
-# its launch templates are not this account's to see.
-KEEP_PROMOTED = 2
+def shared_with(ec2: Any, ami_id: str) -> str:
+    """Whom an AMI's launch permissions name ("" for nobody): a separate prod account launches a
+    promoted AMI from here, and its launch templates are not this account's to see."""
+    permissions = ec2.describe_image_attribute(ImageId=ami_id, Attribute="launchPermission")["LaunchPermissions"]
+    return ", ".join(str(next(iter(p.values()))) for p in permissions if p)
 
 
 def plan_prune(ec2: Any, autoscaling: Any, app: str, env: str, keep: int) -> PrunePlan:
-    """Newest `keep` validated AMIs stay, the newest KEEP_PROMOTED promoted ones, and any AMI in
-    use; the rest of the env's AMIs go."""
+    """Newest `keep` validated AMIs stay, and any AMI in use or shared with another account; the
+    rest of the env's AMIs go."""
     if keep < 1:
         raise ValueError(f"--keep {keep} is invalid: keep at least 1 validated AMI")
     images = sorted(project_images(ec2, app, env), key=lambda i: i.get("CreationDate", ""), reverse=True)
-    promoted = sorted((i for i in images if _tag(i, "PromotedAt")), key=lambda i: _tag(i, "PromotedAt"), reverse=True)
-    used = images_in_use(ec2, autoscaling) | {i["ImageId"] for i in promoted[:KEEP_PROMOTED]}
+    used = images_in_use(ec2, autoscaling)
     plan = PrunePlan(env)
     validated = 0
     for image in images:
-        tags = {t["Key"]: t["Value"] for t in image.get("Tags", [])}
-        if tags.get("validated") == "true" and validated < keep:
+        ami_id = image["ImageId"]
+        if tags_of(image).get(VALIDATED) == "true" and validated < keep:
             validated += 1
-            plan.keep.append(image["ImageId"])
-        elif image["ImageId"] in used:
-            plan.in_use.append(image["ImageId"])
+            plan.keep.append(ami_id)
+        elif ami_id in used:
+            plan.in_use.append(ami_id)
+        elif sharing := shared_with(ec2, ami_id):
+            plan.shared[ami_id] = sharing
         else:
-            plan.remove.append(image["ImageId"])
+            plan.remove.append(ami_id)
     return plan
 
 
@@ -111,10 +137,6 @@ def apply_prune(ec2: Any, plan: PrunePlan) -> None:
     if plan.remove:
         for image in ec2.describe_images(ImageIds=plan.remove)["Images"]:
             _deregister(ec2, image)
-
-
-def _tag(image: dict[str, Any], key: str) -> str:
-    return next((str(t["Value"]) for t in image.get("Tags", []) if t["Key"] == key), "")
 
 
 def _deregister(ec2: Any, image: dict[str, Any]) -> None:

@@ -133,7 +133,8 @@ FIXES: tuple[Fix, ...] = (
     Fix("ec2-image-imds-support", "RegisterImage/ModifyImageAttribute keep ImdsSupport; DescribeImages returns it",
         fix_image_imds_support.apply),
     Fix("ec2-shared-images", "an image another account shared (launch permission) is seen and launched by that "
-        "account, without its owner's tags; an unshared one is InvalidAMIID.NotFound", fix_shared_images.apply),
+        "account (RunInstances), without its owner's tags, and tagged by it with tags of its own; an unshared one is "
+        "InvalidAMIID.NotFound", fix_shared_images.apply),
     Fix("elbv2-alb-default-attributes", "a new ALB has every attribute AWS documents, with its defaults",
         fix_alb_default_attributes.apply),
     Fix("ec2-describe-tags-resource-types", "DescribeTags names NAT gateways natgateway and Elastic IPs elastic-ip",
