@@ -86,10 +86,12 @@ def test_prune_is_refused_too_and_takes_the_lock_over_when_told(env: dict[str, s
 
 
 def test_a_stopped_bake_releases_its_lock(env: dict[str, str], local_cloud: server.Endpoint, tmp_path: Path) -> None:
-    # dead on this machine: its process has ended (this boot), so it is taken over
+    # dead on this machine: its process has ended (this boot and PID namespace), so it is taken over
     gone = subprocess.Popen(["true"])
+    started = ssm_lock.start_time(gone.pid)
     gone.wait()
-    stale = put_lock(local_cloud, 90, host=socket.gethostname(), boot=ssm_lock.boot_id(), pid=gone.pid)
+    stale = put_lock(local_cloud, 90, host=socket.gethostname(), boot=ssm_lock.boot_id(),
+                     pidns=ssm_lock.pid_namespace(), pid=gone.pid, started=started)
     report = tmp_path / "report.json"
     bake = subprocess.Popen([sys.executable, "-m", "nodestack.cli", "bake", "--env", "dev", "--report", str(report)],
                             cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -21,7 +21,8 @@ NAME = "/nodeapp/dev/lock/bake"
 
 
 @pytest.fixture
-def ssm(moto_in_process: None) -> Any:
+def ssm(moto_in_process: None, monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.setattr(ssm_lock, "_settle", lambda: None)  # no racing take-over here: no need to wait
     return boto3.client("ssm", region_name="us-east-1")
 
 
@@ -52,6 +53,10 @@ def test_a_free_lock_is_taken_re_entrantly_and_released_by_its_run_only(ssm: Any
     {"host": "another-machine"},  # live elsewhere
     {"boot": "another-boot", "pid": 2 ** 22 + 1},  # this hostname, another boot: not this machine's process
     {},  # this process: alive
+    # another PID namespace (a container on this host: same boot id, and hostname with host networking)
+    {"pidns": "pid:[1]", "pid": 2 ** 22 + 1},
+    {"pidns": None, "started": None, "pid": 2 ** 22 + 1},  # a lock of an older version: only expiry proves
+    {"started": None, "pid": 2 ** 22 + 1},  # no start time recorded: a gone pid proves nothing
 ])
 def test_a_live_holder_refuses_and_keeps_its_lock(ssm: Any, fields: dict[str, Any]) -> None:
     held = put(ssm, **fields)
@@ -71,6 +76,8 @@ def test_a_live_holder_refuses_and_keeps_its_lock(ssm: Any, fields: dict[str, An
     ({"host": "another-machine", "until": "2026-01-01T00:00:00+00:00"}, "expired at 2026-01-01T00:00:00+00:00"),
     ({"until": "soon"}, "its value is not a lock of this project (unreadable)"),
     ({"host": socket.gethostname(), "pid": 2 ** 22 + 1}, f"its process {2 ** 22 + 1} on this machine has ended"),
+    # this process's pid, reused: another start time
+    ({"started": "1"}, f"its process {os.getpid()} on this machine has ended"),
 ])
 def test_a_stale_lock_is_taken_over_saying_why(ssm: Any, fields: dict[str, Any], why: str) -> None:
     held = put(ssm, **fields)
@@ -105,14 +112,17 @@ def test_the_bake_lock_is_named_by_the_naming_map_and_outlasts_the_bake() -> Non
     assert names.bake_lock_parameter("nodeapp", "dev") == NAME
     assert names.bake_lock_parameter("nodeapp", "*") == "/nodeapp/*/lock/bake"
     assert run_lock.lock_minutes(None, 1800) == 90  # Packer's timeout and the leftovers' margin
-    assert run_lock.lock_minutes(31, 1800) == 31
-    with pytest.raises(BakeError, match="--lock-minutes 30 is invalid: the lock must outlast --timeout"):
-        run_lock.lock_minutes(30, 1800)
+    assert run_lock.lock_minutes(120, 1800) == 120
+    # shorter than the default, validation and promotion would outlive it
+    with pytest.raises(BakeError, match=r"--lock-minutes 89 is invalid: .* after it \(at least 90\)"):
+        run_lock.lock_minutes(89, 1800)
 
 
 def test_the_value_names_this_machine_and_process() -> None:
     now = datetime.datetime(2030, 1, 1, tzinfo=datetime.timezone.utc)
     value = ssm_lock.value("r", "arn", 42, 90, now)
     assert value["host"] == socket.gethostname() and value["who"].endswith(f"@{socket.gethostname()}")
-    assert value["boot"] == ssm_lock.boot_id() and value["pid"] == 42
+    assert value["boot"] == ssm_lock.boot_id() and value["pid"] == 42 and value["started"] == ssm_lock.start_time(42)
+    assert value["pidns"] == os.readlink("/proc/self/ns/pid") and value["pidns"].startswith("pid:[")
+    assert ssm_lock.start_time(os.getpid()).isdigit() and ssm_lock.start_time(2 ** 22 + 1) == ""
     assert (value["since"], value["until"]) == ("2030-01-01T00:00:00+00:00", "2030-01-01T01:30:00+00:00")

@@ -3,10 +3,11 @@
 PutParameter's Overwrite=false (a conditional write: exactly one of two racing runs creates it).
 The value says who holds it (the caller's ARN, user@host and the ansible-playbook process), since
 when and until when. A run takes over a lock whose holder is gone: expired, or held by a process of
-this machine that no longer exists (a run that was interrupted). plugins/callback/stack_lock_release.py
-releases it when the run ends, failed or not (an interrupted run's lock is taken over at once by
-the next run on the same machine, or expires). Taking and releasing report changed=false: the
-lock lasts only as long as its run, and a run that changes nothing else leaves nothing changed.
+this machine (host, boot and PID namespace) that no longer exists (a run that was interrupted).
+plugins/callback/stack_lock_release.py releases it when the run ends, failed or not (an interrupted
+run's lock is taken over at once by the next run on the same machine, or expires). Taking and
+releasing report changed=false: the lock lasts only as long as its run, and a run that changes
+nothing else leaves nothing changed.
 `taken` says whether this run holds it. The protocol is src/nodestack/ssm_lock.py, shared with the
 bake's lock: Ansible packs it into this module from the role's module_utils/ (a symlink to it)."""
 

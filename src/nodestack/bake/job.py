@@ -231,7 +231,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
     try:
         # before anything is swept or launched: this machine's lock, then the one across machines
         with env_lock(env), bake_lock(target, env_settings.app_name, env, lock_minutes(lock_expiry, timeout_s),
-                                      take_over_lock):
+                                      take_over_lock) as lock:
             now = datetime.now(timezone.utc)
             stamp = now.strftime("%Y%m%d%H%M%S")
             # stamped to the second: two machines' (or two clouds') bakes may start in the same one
@@ -303,11 +303,13 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 validate.remove_local_image(artifact.ami_id)
                 raise BakeError(f"validation failed; {artifact.ami_id} deregistered, not promoted:\n{outcome.detail}")
             interrupt.check("promotion")  # the AMI stays unvalidated: the next bake's pruning removes it
+            lock.require(f"promoting {artifact.ami_id} (nothing promoted)")
             result.ssm_parameter = registry.promote(ec2, ssm, artifact.ami_id, env_settings.app_name, env)
             result.promoted = True
             began = time.monotonic()
             plan = registry.plan_prune(ec2, autoscaling, env_settings.app_name, env, keep)
             if not prune_dry_run:
+                lock.require("pruning (nothing pruned)")
                 registry.apply_prune(ec2, plan)
                 for ami_id in plan.remove:
                     validate.remove_local_image(ami_id)
@@ -431,9 +433,10 @@ def prune(args: argparse.Namespace) -> int:
         ec2, autoscaling = target.client("ec2"), target.client("autoscaling")
         for env in args.env or settings.ENVIRONMENTS:
             app = settings.load(env, target.local).app_name
-            with env_lock(env), bake_lock(target, app, env, PRUNE_MINUTES, args.take_over_lock):
+            with env_lock(env), bake_lock(target, app, env, PRUNE_MINUTES, args.take_over_lock) as lock:
                 plan = registry.plan_prune(ec2, autoscaling, app, env, args.keep)
                 if not args.dry_run:
+                    lock.require("pruning (nothing pruned)")
                     registry.apply_prune(ec2, plan)
                     for ami_id in plan.remove:
                         validate.remove_local_image(ami_id)
@@ -478,7 +481,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "only for a caller that may not simulate its own permissions")
     parser.add_argument("--lock-minutes", type=int, default=None, metavar="MINUTES",
                         help="how long the bake's lock in SSM (/<app>/<env>/lock/bake) holds if the bake is killed "
-                             "(default: --timeout and an hour)")
+                             "(default and least: --timeout and an hour)")
     parser.add_argument(TAKE_OVER_FLAG, action="store_true",
                         help="take the bake's lock in SSM even from a live holder: only when that bake is known dead")
     parser.set_defaults(func=run)

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+from nodestack.ssm_lock import boot_id
+
 SCOPE_TAGS = ("Project", "App", "Environment")  # as Packer tags the AMI and its build instance
 TAG_RUN, TAG_HOST, TAG_EXPIRES = "BakeRun", "BakeHost", "BakeExpires"
 LABEL_PREFIX = "io.nodestack."  # Podman labels carry the same keys under the project's prefix
@@ -33,10 +35,7 @@ def utc_iso(moment: datetime) -> str:
 def machine() -> str:
     """This boot of this machine, `<hostname>@<boot id>`: hostnames repeat (containers, CI
     runners), and a lock file of another machine of the same name proves nothing here."""
-    try:
-        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        boot = ""
+    boot = boot_id()[:8]
     return f"{socket.gethostname()}@{boot}" if boot else socket.gethostname()
 
 
