@@ -152,17 +152,20 @@ class KeyWatch(threading.Thread):
     def __init__(self, key: str) -> None:
         super().__init__(daemon=True)
         self.stop, self.needle, self.found = threading.Event(), key.splitlines()[1].encode(), set[Path]()
+        self.scans = 0
 
     def run(self) -> None:
         while not self.stop.wait(0.02):
             roots = [Path.home() / ".ansible" / "tmp", *Path(tempfile.gettempdir()).glob("nodestack-source*")]
             for root in roots:
-                for path in (root.rglob("*") if root.is_dir() else []):
-                    try:
-                        if path.is_file() and self.needle in path.read_bytes():
-                            self.found.add(path)
-                    except OSError:
-                        continue
+                for folder, _dirs, files in os.walk(root):  # a directory gone mid-walk is skipped, not raised
+                    for name in files:
+                        try:
+                            if self.needle in (Path(folder) / name).read_bytes():
+                                self.found.add(Path(folder) / name)
+                        except OSError:
+                            continue
+            self.scans += 1
 
 
 def test_the_deploy_key_touches_disk_only_in_the_checks_private_file(remote: Remote, vaulted: Vaulted) -> None:
@@ -175,6 +178,7 @@ def test_the_deploy_key_touches_disk_only_in_the_checks_private_file(remote: Rem
     finally:
         watch.stop.set()
         watch.join()
+    assert watch.scans > 5  # it watched the whole check
     # the module's own 0600 file in its 0700 directory, nothing else (no module staged with its arguments)
     assert {path.name for path in watch.found} <= {"deploy_key"}, watch.found
     assert all(path.parent.name.startswith("nodestack-source.") for path in watch.found), watch.found
