@@ -138,9 +138,11 @@ def _holder(iam: Any, name: str, scope: permissions.Scope, kinds: tuple[str, ...
     return arn
 
 
-def _decision(iam: Any, principal: str, action: str, resource: str, context: dict[str, str] | None = None) -> str:
-    entries = [{"ContextKeyName": k, "ContextKeyValues": [v], "ContextKeyType": "string"}
-               for k, v in (context or {}).items()]
+def _decision(iam: Any, principal: str, action: str, resource: str,
+              context: dict[str, str] | dict[str, list[str]] | None = None) -> str:
+    values = {k: [v] if isinstance(v, str) else v for k, v in (context or {}).items()}
+    entries = [{"ContextKeyName": k, "ContextKeyValues": v, "ContextKeyType": "stringList" if len(v) > 1 else "string"}
+               for k, v in values.items()]
     result = iam.simulate_principal_policy(PolicySourceArn=principal, ActionNames=[action], ResourceArns=[resource],
                                            ContextEntries=entries)["EvaluationResults"][0]
     return str(result["EvalDecision"])
@@ -253,14 +255,6 @@ def test_the_stack_may_use_its_own_lock_only() -> None:
         assert _decision(iam, deployer, "ssm:DeleteParameter", resource) == "implicitDeny", resource
 
 
-def _decide(iam: Any, principal: str, action: str, resource: str, context: dict[str, list[str]]) -> str:
-    entries = [{"ContextKeyName": k, "ContextKeyValues": v, "ContextKeyType": "stringList" if len(v) > 1 else "string"}
-               for k, v in context.items()]
-    result = iam.simulate_principal_policy(PolicySourceArn=principal, ActionNames=[action], ResourceArns=[resource],
-                                           ContextEntries=entries)["EvaluationResults"][0]
-    return str(result["EvalDecision"])
-
-
 @pytest.mark.usefixtures("moto_in_process")
 def test_promote_shares_with_the_prod_account_alone_and_records_only_its_own_tags() -> None:
     fix_simulate_principal_policy.apply()
@@ -290,7 +284,7 @@ def test_promote_shares_with_the_prod_account_alone_and_records_only_its_own_tag
         (build, "sts:AssumeRole", f"arn:aws:iam::{other}:role/deploy-nodeapp-promote", {}, "implicitDeny"),
         (alone, "ec2:ModifyImageAttribute", image, {**app, "ec2:Add/userId": [prod]}, "implicitDeny"),
     ]
-    got = [_decide(iam, who, action, resource, context) for who, action, resource, context, _ in cases]
+    got = [_decision(iam, who, action, resource, context) for who, action, resource, context, _ in cases]
     assert got == [want for *_, want in cases]
 
 
@@ -319,7 +313,7 @@ def test_the_prod_accounts_promote_role_tags_grants_and_sets_its_parameter_only(
         ("ec2:ModifyImageAttribute", image, {"ec2:Add/group": ["all"]}, "implicitDeny"),
         ("ec2:ModifySnapshotAttribute", "arn:aws:ec2:eu-west-1::snapshot/snap-0123", {}, "implicitDeny"),
     ]
-    got = [_decide(iam, target, action, resource, context) for action, resource, context, _ in cases]
+    got = [_decision(iam, target, action, resource, context) for action, resource, context, _ in cases]
     assert got == [want for *_, want in cases]
 
 
