@@ -227,32 +227,25 @@ def test_the_check_names_what_a_caller_lacks() -> None:
                               "PassInstanceRoleToEc2") in lacks
 
 
+# Each lock is its holder's alone: the bake's policy reaches no stack lock, no other app's lock and no
+# configuration; the stack's reaches neither the bake's lock nor another app's.
+@pytest.mark.parametrize(("kind", "actions", "own", "others"), [
+    ("bake", ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"),
+     names.bake_lock_parameter("nodeapp", "dev"),
+     (names.bake_lock_parameter("otherapp", "dev"), "/nodeapp/dev/lock/stack", "/nodeapp/dev/config/PORT")),
+    ("stack", ("ssm:PutParameter", "ssm:DeleteParameter"), names.stack_lock_parameter("nodeapp", "prod"),
+     (names.bake_lock_parameter("nodeapp", "prod"), names.stack_lock_parameter("otherapp", "prod"))),
+])
 @pytest.mark.usefixtures("moto_in_process")
-def test_the_bake_may_use_its_own_lock_only() -> None:
+def test_each_may_use_its_own_lock_only(kind: str, actions: tuple[str, ...], own: str, others: tuple[str, ...]) -> None:
     fix_simulate_principal_policy.apply()
     iam = boto3.client("iam", region_name="eu-west-1")
-    baker = _holder(iam, "baker", SCOPE, ("bake",))
+    holder = _holder(iam, kind, SCOPE, (kind,))
     prefix = f"arn:aws:ssm:{SCOPE.region}:{SCOPE.account}:parameter"
-    lock = prefix + names.bake_lock_parameter("nodeapp", "dev")
-    for action in ("ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"):
-        assert _decision(iam, baker, action, lock) == "allowed", action
-    for resource in (prefix + names.bake_lock_parameter("otherapp", "dev"), f"{prefix}/nodeapp/dev/lock/stack",
-                     f"{prefix}/nodeapp/dev/config/PORT"):
-        assert _decision(iam, baker, "ssm:DeleteParameter", resource) == "implicitDeny", resource
-
-
-@pytest.mark.usefixtures("moto_in_process")
-def test_the_stack_may_use_its_own_lock_only() -> None:
-    fix_simulate_principal_policy.apply()
-    iam = boto3.client("iam", region_name="eu-west-1")
-    deployer = _holder(iam, "deployer", SCOPE, ("stack",))
-    prefix = f"arn:aws:ssm:{SCOPE.region}:{SCOPE.account}:parameter"
-    for action in ("ssm:PutParameter", "ssm:DeleteParameter"):
-        assert _decision(iam, deployer, action, prefix + names.stack_lock_parameter("nodeapp", "prod")) == "allowed"
-    # the bake's lock is the bake's: a stack run cannot take it over or delete it
-    for resource in (prefix + names.bake_lock_parameter("nodeapp", "prod"),
-                     prefix + names.stack_lock_parameter("otherapp", "prod")):
-        assert _decision(iam, deployer, "ssm:DeleteParameter", resource) == "implicitDeny", resource
+    for action in actions:
+        assert _decision(iam, holder, action, prefix + own) == "allowed", action
+    for resource in others:
+        assert _decision(iam, holder, "ssm:DeleteParameter", prefix + resource) == "implicitDeny", resource
 
 
 @pytest.mark.usefixtures("moto_in_process")

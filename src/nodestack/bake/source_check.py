@@ -23,18 +23,13 @@ class SourceUnreachable(ValueError):
     """The repository does not answer as the build would ask it; the message names the cause and fix."""
 
 
-def _failure(stdout: str, stderr: str) -> str:
-    """The failed task's message from the json callback's report, or what Ansible printed."""
+def _outcomes(stdout: str) -> list[dict[str, object]]:
+    """Each task's result for the host, in order, from the json callback's report ([] if none)."""
     try:
-        plays = json.loads(stdout)["plays"]
-    except (ValueError, KeyError):
-        return (stderr or stdout).strip()[-2000:]
-    for play in plays:
-        for task in play["tasks"]:
-            for outcome in task["hosts"].values():
-                if outcome.get("failed"):
-                    return str(outcome.get("msg", "failed"))
-    return (stderr or stdout).strip()[-2000:]
+        return [outcome for play in json.loads(stdout)["plays"] for task in play["tasks"]
+                for outcome in task["hosts"].values()]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
@@ -61,11 +56,9 @@ def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
                     run.communicate()
                     raise SourceUnreachable(f"{env_settings.app_repo} did not answer within {timeout_s:.0f} s: "
                                             "check that this machine reaches the git host") from exc
+    outcomes = _outcomes(stdout)
     if run.returncode != 0:
-        raise SourceUnreachable(_failure(stdout, stderr))
-    try:
-        said = [str(outcome.get("msg", "")) for play in json.loads(stdout)["plays"]
-                for task in play["tasks"] for outcome in task["hosts"].values() if "msg" in outcome]
-    except (ValueError, KeyError):
-        said = []
+        failed = [str(outcome.get("msg", "failed")) for outcome in outcomes if outcome.get("failed")]
+        raise SourceUnreachable(failed[0] if failed else (stderr or stdout).strip()[-2000:])
+    said = [str(outcome["msg"]) for outcome in outcomes if "msg" in outcome]
     return said[-1] if said else f"{env_settings.app_repo} answers"
