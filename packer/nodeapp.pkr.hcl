@@ -141,6 +141,15 @@ variable "app_revision" {
   type = string
 }
 
+variable "app_commit" {
+  type        = string
+  description = "The full commit id app_revision names, resolved by the bake's preflight and checked out by the build: tag AppCommit."
+  validation {
+    condition     = contains([40, 64], length(var.app_commit)) && trim(var.app_commit, "0123456789abcdef") == ""
+    error_message = "The app_commit value must be a full commit id (the bake resolves app_revision to it)."
+  }
+}
+
 # The app as the roles set it up (the bake job reads them from the same settings): what the
 # image checks and finalize look for.
 # The CloudWatch agent as roles/aws_agents leaves it: "" (off), configured (its configuration
@@ -239,6 +248,7 @@ locals {
     SourceAmiName  = "{{ .SourceAMIName }}"
     NodejsVersion  = var.nodejs_version
     AppRevision    = var.app_revision
+    AppCommit      = var.app_commit
     validated      = "false" # only the bake job sets "true", after validation
   }
 }

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import testinfra
 
+from nodestack.bake.registry import APP_COMMIT, APP_REVISION, tags_of
 from nodestack.local_cloud import local_status
 from nodestack.local_cloud.dns import query_a
 from nodestack.local_cloud.instances import INSTANCE_LABEL, podman
@@ -93,14 +94,16 @@ def test_cloud_init_finished_without_error(hosts: list[Any]) -> None:
 
 
 def test_app_revision_is_the_amis(hosts: list[Any], aws: Any, declared: dict[str, Any]) -> None:
-    tags = aws("ec2").describe_images(ImageIds=[declared["ami_id"]])["Images"][0].get("Tags", [])
-    revision = {t["Key"]: t["Value"] for t in tags}.get("AppRevision")
-    assert revision, f"{declared['ami_id']} has no AppRevision tag"
+    """The checkout at the AMI's AppCommit; an AMI baked before the bake recorded it: at what its
+    AppRevision names in the checkout."""
+    tags = tags_of(aws("ec2").describe_images(ImageIds=[declared["ami_id"]])["Images"][0])
+    commit, revision = tags.get(APP_COMMIT), tags.get(APP_REVISION)
+    assert commit or revision, f"{declared['ami_id']} has no {APP_COMMIT} or {APP_REVISION} tag"
     for host in hosts:
         workdir = host.run(f"systemctl show -p WorkingDirectory --value {declared['app_service']}").stdout.strip()
         git = f"git -c safe.directory='*' -C {workdir}"
         head = host.check_output(f"{git} rev-parse HEAD")
-        wanted = host.check_output(f"{git} rev-parse {revision}^{{commit}}")
+        wanted = commit or host.check_output(f"{git} rev-parse {revision}^{{commit}}")
         assert head == wanted, f"{host.backend.hostname}: {workdir} is at {head}, the AMI says {revision} ({wanted})"
 
 

@@ -132,6 +132,11 @@ def test_amis_are_tagged_with_their_origin(baked: dict[str, object], local_cloud
         # prod's app runs the inventory's pinned version
         assert tags["NodejsVersion"] == "22.11.0" and entry["nodejs_version"] == "22.11.0"
         assert tags["AppRevision"] == "v1"
+        # the commit v1 names, resolved in preflight and checked out by the build (what promote compares)
+        repo = FIXTURES / f"{baked['runs'][env]['app']}.git"  # type: ignore[index]
+        commit = subprocess.run(["git", f"--git-dir={repo}", "rev-parse", "v1^{commit}"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        assert tags["AppCommit"] == commit and len(commit) == 40
         assert tags["SourceAmi"].startswith("ami-") and "ubuntu" in tags["SourceAmiName"]
         assert len(tags["BuildTimestamp"]) == 14 and image["Name"] == f"nodeapp-{env}-{tags['BuildTimestamp']}"
     # The build volumes went with their instances (moto's CreateImage ignores their size).

@@ -4,6 +4,7 @@ over SSH by a container on loopback, as GitHub would serve it."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -105,10 +106,45 @@ def vaulted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Vaulted:
 
 
 def test_the_repository_answers_with_the_vaulted_deploy_key(remote: Remote, vaulted: Vaulted) -> None:
-    said = source_check.check(vaulted(remote.url, "v1.1.0", remote.key, remote.known_hosts))
-    assert said.startswith(f"{remote.url} answers with the deploy key: v1.1.0 is refs/tags/v1.1.0 at ")
-    assert f'"v1.1.0": "{said.split(" at ")[-1]}"' in remote.revisions  # the tag's commit
-    assert "PRIVATE KEY" not in said
+    answer = source_check.check(vaulted(remote.url, "v1.1.0", remote.key, remote.known_hosts))
+    assert answer.said.startswith(f"{remote.url} answers with the deploy key: v1.1.0 is refs/tags/v1.1.0 at ")
+    assert answer.commit == json.loads(remote.revisions)["v1.1.0"] == answer.said.split(" at ")[-1]  # the tag's
+    assert "PRIVATE KEY" not in answer.said
+
+
+def test_the_bake_builds_the_commit_the_tag_names_now(remote: Remote, vaulted: Vaulted) -> None:
+    """Preflight pins the build to the commit: the AMI's AppCommit, and what the build checks out
+    (a tag moved later cannot reach the image)."""
+    pinned, said = source_check.pin(vaulted(remote.url, "v1.0.0", remote.key, remote.known_hosts))
+    commit = json.loads(remote.revisions)["v1.0.0"]
+    assert said.endswith(f"v1.0.0 is refs/tags/v1.0.0 at {commit}")
+    assert pinned.app_commit == pinned.playbook_vars["app_source_version"] == commit
+    assert pinned.app_revision == "v1.0.0"  # AppRevision stays the name given
+    # a full commit id is its own commit (the clone checks the repository has it)
+    by_id, _ = source_check.pin(vaulted(remote.url, commit, remote.key, remote.known_hosts))
+    assert by_id.app_commit == commit
+
+
+def test_an_abbreviated_commit_id_is_refused_naming_the_fix(remote: Remote, vaulted: Vaulted) -> None:
+    short = json.loads(remote.revisions)["v1.0.0"][:7]
+    with pytest.raises(source_check.SourceUnreachable) as refused:
+        source_check.pin(vaulted(remote.url, short, remote.key, remote.known_hosts))
+    assert str(refused.value) == (
+        f"app_source_version={short} is not a tag of {remote.url} and reads as an abbreviated commit id, which only a "
+        "clone could resolve, so the AMI could not record the commit it is built from: give the full commit id "
+        f"(git rev-parse {short} in a clone of the repository) or a tag")
+
+
+def test_the_sample_app_and_a_directory_here_are_pinned_by_git(test_fixtures: Path, tmp_path: Path) -> None:
+    sample = settings.load("dev", local=True, overrides={"app_source_version": "v1.1.0"})
+    assert not sample.app_repo and sample.team_repo is None
+    pinned, said = source_check.pin(sample)
+    commit = json.loads((test_fixtures / "git-fixture" / "revisions.json").read_text())["v1.1.0"]
+    assert pinned.app_commit == pinned.playbook_vars["app_source_version"] == commit
+    assert said == f"{test_fixtures / 'git-fixture' / 'app.git'}: v1.1.0 is commit {commit}"
+    team = settings.load("dev", local=True, overrides={
+        "app_source_repo": str(test_fixtures / "git-fixture" / "app.git"), "app_source_version": commit[:9]})
+    assert source_check.pin(team)[0].app_commit == commit  # git here resolves an abbreviated id
 
 
 def test_a_version_the_repository_lacks_is_refused(remote: Remote, vaulted: Vaulted) -> None:

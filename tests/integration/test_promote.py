@@ -1,11 +1,13 @@
-"""`nodestack promote --env prod`: only a dev-tested prod AMI (its app revision and Node.js version
-are what the dev stack runs) is promoted; who, when and which AMI are recorded; a second run changes
-nothing. With --to-account the prod account (a second account id of the local cloud, reached by
-STS AssumeRole) sees and launches the shared AMI, its own parameter names it, the stack role's
-AMI lookup accepts it there, and an AMI nobody shared is refused."""
+"""`nodestack promote --env prod`: only a dev-tested prod AMI (its app's commit and Node.js version are
+what the dev stack runs; a tag moved to another commit is not the same app) is promoted; who, when
+and which AMI are recorded; a second run changes nothing. With --to-account the prod account (a
+second account id of the local cloud, reached by STS AssumeRole) sees and launches the shared AMI,
+its own parameter names it, the stack role's AMI lookup accepts it there, and an AMI nobody shared
+is refused."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,14 +31,21 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.Endpoint]
         yield endpoint
 
 
-def image(cloud: server.Endpoint, env: str, revision: str, nodejs: str = "22.11.0") -> str:
-    """An AMI as the bake leaves it for env (validated, tagged with what it runs)."""
+def commit_of(revision: str) -> str:
+    """The commit a tag names, as long as nobody moves it."""
+    return hashlib.sha1(revision.encode()).hexdigest()
+
+
+def image(cloud: server.Endpoint, env: str, revision: str, nodejs: str = "22.11.0", commit: str | None = None) -> str:
+    """An AMI as the bake leaves it for env (validated, tagged with what it runs); commit "": as
+    baked before AMIs recorded it."""
     ec2 = client(cloud.url, "ec2")
     instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = str(ec2.create_image(InstanceId=instance, Name=f"nodeapp-{env}-{revision}-{instance}")["ImageId"])
+    commit = commit_of(revision) if commit is None else commit
     ec2.create_tags(Resources=[ami], Tags=[{"Key": k, "Value": v} for k, v in {
         "validated": "true", "Project": "nodestack", "App": "nodeapp", "Environment": env,
-        "AppRevision": revision, "NodejsVersion": nodejs}.items()])
+        "AppRevision": revision, "NodejsVersion": nodejs, **({"AppCommit": commit} if commit else {})}.items()])
     return ami
 
 
@@ -90,8 +99,34 @@ def test_a_prod_ami_dev_does_not_run_is_refused_naming_both(cloud: server.Endpoi
     published(cloud, prod)
     result = promote(cloud)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert (f"{prod} (prod) runs nodeapp v1.2.0 on Node.js 22.11.0, but the dev stack runs v1.1.0 on Node.js 22.11.0 "
-            f"({dev}, group nodeapp-dev): it is not dev-tested") in result.stderr
+    assert (f"{prod} (prod) runs nodeapp v1.2.0 at {commit_of('v1.2.0')} on Node.js 22.11.0, but the dev stack runs "
+            f"v1.1.0 at {commit_of('v1.1.0')} on Node.js 22.11.0 ({dev}, group nodeapp-dev): it is not dev-tested"
+            ) in result.stderr
+    assert "PromotedBy" not in tags(cloud, prod)
+
+
+def test_a_tag_moved_to_another_commit_between_the_bakes_is_not_dev_tested(cloud: server.Endpoint) -> None:
+    dev = image(cloud, "dev", "v1.5.0")
+    dev_runs(cloud, dev)
+    moved = "f" * 40  # v1.5.0 force-moved after dev's bake, before prod's
+    prod = image(cloud, "prod", "v1.5.0", commit=moved)
+    published(cloud, prod)
+    result = promote(cloud)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (f"{prod} (prod) runs nodeapp v1.5.0 at {moved} on Node.js 22.11.0, but the dev stack runs v1.5.0 at "
+            f"{commit_of('v1.5.0')} on Node.js 22.11.0 ({dev}, group nodeapp-dev): it is not dev-tested"
+            ) in result.stderr
+    assert "PromotedBy" not in tags(cloud, prod)
+    assert client(cloud.url, "ssm").get_parameter(Name=PARAMETER)["Parameter"]["Value"] == prod  # the bake's, untouched
+
+
+def test_an_ami_baked_before_amis_recorded_their_commit_is_refused_naming_the_fix(cloud: server.Endpoint) -> None:
+    dev_runs(cloud, image(cloud, "dev", "v1.6.0"))
+    prod = image(cloud, "prod", "v1.6.0", commit="")
+    result = promote(cloud, "--ami", prod)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert (f"{prod} has no AppCommit tag (baked before AMIs recorded their app's commit as AppCommit), so it cannot "
+            "be compared with what dev runs: bake it again (`nodestack bake --env prod`)") in result.stderr
     assert "PromotedBy" not in tags(cloud, prod)
 
 
@@ -163,8 +198,9 @@ def test_a_separate_prod_account_launches_the_shared_ami_and_nothing_else(cloud:
     # the prod account's own tags on the shared image, set by promote: what the stack and verify read there
     own = {t["Key"]: t["Value"] for t in seen.get("Tags", [])}
     assert seen["OwnerId"] == identities.ACCOUNT and "Project" not in own  # the owner's tags stay its own
-    assert {k: own.get(k) for k in ("validated", "AppRevision", "NodejsVersion", "PromotedTo")} == {
-        "validated": "true", "AppRevision": "v3.0.0", "NodejsVersion": "22.11.0", "PromotedTo": PROD_ACCOUNT}
+    assert {k: own.get(k) for k in ("validated", "AppRevision", "AppCommit", "NodejsVersion", "PromotedTo")} == {
+        "validated": "true", "AppRevision": "v3.0.0", "AppCommit": commit_of("v3.0.0"), "NodejsVersion": "22.11.0",
+        "PromotedTo": PROD_ACCOUNT}
     launched = prod_client(cloud, "ec2").run_instances(ImageId=prod, MinCount=1, MaxCount=1)["Instances"][0]
     assert launched["ImageId"] == prod
     with pytest.raises(ClientError, match="InvalidAMIID.NotFound"):

@@ -39,8 +39,9 @@ def test_a_branch_is_refused_because_it_moves() -> None:
     assert said.startswith(f"app_source_version=release is a branch of {URL}, which moves: tag the commit")
 
 
-def test_a_commit_id_is_left_to_the_clone_and_a_missing_tag_names_the_tags() -> None:
-    assert remote.check_version(remote.refs_of(LISTING), "abc1234", URL) == ("", "")
+def test_a_full_commit_id_is_the_commit_and_a_missing_tag_names_the_tags() -> None:
+    commit = "6" * 40  # any commit, not only a ref's tip: the clone checks it
+    assert remote.check_version(remote.refs_of(LISTING), commit, URL) == ("", commit)
     said = remote.check_version(remote.refs_of(LISTING), "v2.0.0", URL)
     assert f"app_source_version=v2.0.0 is not a tag of {URL} (its tags: v1.0.0, v1.1.0)" in said
 
@@ -62,3 +63,13 @@ def test_ssh_messages_name_their_cause_past_gits_boilerplate() -> None:
 def test_an_https_remote_that_wants_credentials_is_sent_to_its_ssh_url() -> None:
     said = remote.explain("fatal: could not read Username for 'https://github.com': terminal prompts disabled\n")
     assert said.startswith("it asks for credentials over https: give its SSH URL (git@HOST:ORG/REPO.git)")
+
+
+def test_an_abbreviated_commit_id_is_refused_naming_the_full_ones_command() -> None:
+    """Only a clone could resolve it, after the AMI's origin tags are set: the AMI would not record its commit."""
+    said = remote.check_version(remote.refs_of(LISTING), "abc1234", URL)
+    assert said.startswith(f"app_source_version=abc1234 is not a tag of {URL} and reads as an abbreviated commit id")
+    assert "give the full commit id (git rev-parse abc1234 in a clone of the repository) or a tag" in said
+    # a tag that reads as hex is still the tag
+    assert remote.check_version(remote.refs_of(LISTING + "7" * 40 + "\trefs/tags/beef\n"), "beef", URL) == (
+        "refs/tags/beef", "7" * 40)

@@ -1,21 +1,26 @@
-"""nodestack promote's checks that need no cloud: what dev runs against the candidate, and the KMS
-path of a separate prod account (encrypted snapshots), which the local cloud cannot emulate across
-accounts: its calls are checked against botocore's Stubber (the real request shapes)."""
+"""nodestack promote's checks that need no cloud: what dev runs against the candidate (the commit, not
+the tag name), and the KMS path of a separate prod account (encrypted snapshots), which the local
+cloud cannot emulate across accounts: its calls are checked against botocore's Stubber (the real
+request shapes)."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import boto3
 import pytest
 from botocore.stub import Stubber
 
-from nodestack.bake import promote
+from nodestack.bake import promote, registry
+from nodestack.paths import REPO_ROOT
 
 BUILD, PROD = "111122223333", "444455556666"
 KEY = f"arn:aws:kms:us-east-1:{BUILD}:key/1a2b3c4d-5678-90ab-cdef-1234567890ab"
+COMMIT, MOVED = "1" * 40, "2" * 40  # v1.2.0's commit at the prod bake, and where the tag was moved
 IMAGE = {"ImageId": "ami-0123456789abcdef0", "Tags": [{"Key": "AppRevision", "Value": "v1.2.0"},
+                                                      {"Key": "AppCommit", "Value": COMMIT},
                                                       {"Key": "NodejsVersion", "Value": "22.11.0"}],
          "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": "snap-0123456789abcdef0"}}]}
 
@@ -83,12 +88,40 @@ def test_a_create_grant_allowed_only_for_aws_resources_does_not_count() -> None:
     assert not promote.key_policy_allows(json.loads(_policy(use, conditioned)), PROD)
 
 
-def test_dev_tested_means_the_same_revision_and_nodejs_as_a_dev_group() -> None:
-    running = [promote.Running("nodeapp-dev-blue", "ami-1", "v1.1.0", "22.11.0"),
-               promote.Running("nodeapp-dev-green", "ami-2", "v1.2.0", "22.11.0")]
-    assert promote.check_dev_tested(IMAGE, running, "nodeapp").group == "nodeapp-dev-green"
-    other_node = [promote.Running("nodeapp-dev", "ami-3", "v1.2.0", "24.1.0")]
-    with pytest.raises(promote.PromoteError, match=r"dev stack runs v1.2.0 on Node.js 24.1.0 \(ami-3"):
+def test_dev_tested_means_the_same_commit_and_nodejs_as_a_dev_group() -> None:
+    running = [promote.Running("nodeapp-dev-blue", "ami-1", "v1.1.0", "3" * 40, "22.11.0"),
+               promote.Running("nodeapp-dev-green", "ami-2", "release-1.2", COMMIT, "22.11.0")]
+    assert promote.check_dev_tested(IMAGE, running, "nodeapp").group == "nodeapp-dev-green"  # another tag name
+    other_node = [promote.Running("nodeapp-dev", "ami-3", "v1.2.0", COMMIT, "24.1.0")]
+    with pytest.raises(promote.PromoteError, match=rf"dev stack runs v1.2.0 at {COMMIT} on Node.js 24.1.0 \(ami-3"):
         promote.check_dev_tested(IMAGE, other_node, "nodeapp")
     with pytest.raises(promote.PromoteError, match="no dev stack of nodeapp runs"):
         promote.check_dev_tested(IMAGE, [], "nodeapp")
+
+
+def test_a_tag_moved_between_the_dev_and_the_prod_bake_is_not_dev_tested() -> None:
+    moved = [promote.Running("nodeapp-dev", "ami-4", "v1.2.0", MOVED, "22.11.0")]
+    with pytest.raises(promote.PromoteError) as refused:
+        promote.check_dev_tested(IMAGE, moved, "nodeapp")
+    assert (f"ami-0123456789abcdef0 (prod) runs nodeapp v1.2.0 at {COMMIT} on Node.js 22.11.0, but the dev stack "
+            f"runs v1.2.0 at {MOVED} on Node.js 22.11.0 (ami-4, group nodeapp-dev): it is not dev-tested. Roll "
+            f"{COMMIT} out to dev first (`nodestack bake --env dev --app-revision {COMMIT}`") in str(refused.value)
+
+
+def test_a_dev_image_without_its_commit_matches_nothing_and_says_why() -> None:
+    unrecorded = [promote.Running("nodeapp-dev", "ami-5", "v1.2.0", "", "22.11.0")]
+    with pytest.raises(promote.PromoteError) as refused:
+        promote.check_dev_tested(IMAGE, unrecorded, "nodeapp")
+    assert "runs v1.2.0 at an unrecorded commit on Node.js 22.11.0 (ami-5" in str(refused.value)
+    assert "(ami-5 baked before AMIs recorded their app's commit as AppCommit: a dev bake and rollout records it)" \
+        in str(refused.value)
+
+
+def test_the_bake_tags_every_ami_with_what_promote_compares() -> None:
+    """Packer's origin tags (the one place outside the registry that spells them) carry the registry's names."""
+    template = (REPO_ROOT / "packer" / "nodeapp.pkr.hcl").read_text()
+    origin = template.split("origin_tags = {", 1)[1].split("\n  }\n", 1)[0]
+    tagged = dict(re.findall(r"^\s*(\w+)\s*=\s*(\S+)", origin, re.MULTILINE))
+    assert {key: tagged.get(key) for key in (registry.APP_REVISION, registry.APP_COMMIT, registry.NODEJS_VERSION)} == {
+        registry.APP_REVISION: "var.app_revision", registry.APP_COMMIT: "var.app_commit",
+        registry.NODEJS_VERSION: "var.nodejs_version"}

@@ -3,7 +3,9 @@
 deploy key as the only identity, the pinned host keys as the only known ones, no credential helper,
 no prompt, no user configuration. The bake runs it before it launches a build host, so a wrong URL,
 a key the remote does not accept, a host key that changed, or a version the repository does not
-have stops the bake with one line naming it, not a build instance later. Reads only."""
+have stops the bake with one line naming it, not a build instance later. It answers the commit the
+version names (a tag's, or a full commit id itself), which the bake records on the AMI (AppCommit);
+an abbreviated commit id is refused: only a clone could resolve it. Reads only."""
 
 from __future__ import annotations
 
@@ -23,10 +25,10 @@ short_description: Check a git remote answers with the deploy key and has the pi
 description:
   - Runs git ls-remote against the repository with only the deploy key and the pinned host keys.
   - Fails naming the cause (unreachable host, changed host key, refused key, no such repository,
-    a version that is not one of its tags or is a branch) and the fix.
+    a version that is not one of its tags, is a branch or is an abbreviated commit id) and the fix.
 options:
   repo: {description: The repository URL (no credentials in it)., type: str, required: true}
-  version: {description: The tag or commit id to be checked out., type: str, required: true}
+  version: {description: The tag or full commit id to be checked out., type: str, required: true}
   deploy_key: {description: The private deploy key (text); empty for none., type: str, default: "", no_log: true}
   known_hosts: {description: known_hosts lines pinning the remote's host keys., type: list, elements: str, default: []}
   timeout: {description: Seconds before the remote counts as unreachable., type: int, default: 60}
@@ -38,7 +40,7 @@ ref:
   returned: success
   type: str
 commit:
-  description: The commit the ref points at (empty for a commit id).
+  description: The full commit id the version names (the ref's commit, or the commit id given).
   returned: success
   type: str
 refs:
@@ -47,7 +49,8 @@ refs:
   type: int
 """
 
-_COMMIT_ID = re.compile(r"[0-9a-f]{7,40}")
+_FULL_COMMIT = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")  # SHA-1, or SHA-256 repositories
+_HEX = re.compile(r"[0-9a-f]{4,64}")  # what git takes for an abbreviated commit id
 # What ssh and git print, and what it means for the person baking: (pattern, cause and fix).
 _CAUSES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No \S+ host key is known"),
@@ -125,8 +128,12 @@ def check_version(refs: dict[str, str], version: str, repo: str) -> tuple[str, s
     if f"refs/heads/{version}" in refs:
         return (f"app_source_version={version} is a branch of {repo}, which moves: tag the commit to bake "
                 f"(git tag v1.2.3 {version} && git push origin v1.2.3) and set app_source_version to the tag")
-    if _COMMIT_ID.fullmatch(version):
-        return "", ""  # any commit, not only a ref's tip: the clone checks it
+    if _FULL_COMMIT.fullmatch(version):
+        return "", version  # any commit, not only a ref's tip: the clone checks the repository has it
+    if _HEX.fullmatch(version):
+        return (f"app_source_version={version} is not a tag of {repo} and reads as an abbreviated commit id, "
+                "which only a clone could resolve, so the AMI could not record the commit it is built from: give the "
+                f"full commit id (git rev-parse {version} in a clone of the repository) or a tag")
     tags = sorted(ref.removeprefix("refs/tags/") for ref in refs if ref.startswith("refs/tags/"))
     shown = ", ".join(tags[:8]) + (f" and {len(tags) - 8} more" if len(tags) > 8 else "") if tags else "none"
     return (f"app_source_version={version} is not a tag of {repo} (its tags: {shown}): push the tag "

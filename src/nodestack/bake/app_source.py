@@ -91,11 +91,14 @@ def _private_part(top: Path, git_dir: Path) -> Path | None:
     return None
 
 
-def _has_commit(git_dir: Path, revision: str) -> bool:
+def commit_of(repository: Path, revision: str) -> str:
+    """The full commit id revision names in the repository of this machine (a working tree, its .git,
+    or a bare one); "" when it names none."""
+    git_dir = _git_dir(repository) or repository
     result = subprocess.run(["git", "-c", "safe.directory=*", f"--git-dir={git_dir}", "rev-parse", "--verify",
                              "--quiet", "--end-of-options", f"{revision}^{{commit}}"],
                             capture_output=True, text=True, timeout=60, check=False)
-    return result.returncode == 0
+    return result.stdout.strip() if result.returncode == 0 else ""
 
 
 def _team_repo(repo: str, path: Path, revision: str, source: Path) -> Path:
@@ -118,7 +121,7 @@ def _team_repo(repo: str, path: Path, revision: str, source: Path) -> Path:
         fix = f"chmod -R a+rX {git_dir}" + (f" && chmod a+rx {path}" if git_dir != path else "")
         raise AppSourceError(f"{where}: {private} is not readable by other accounts, and git in the build host "
                               f"runs as one: make the repository readable ({fix})")
-    if not _has_commit(git_dir, revision):
+    if not commit_of(git_dir, revision):
         raise AppSourceError(f"app_source_version={revision} is not a commit of {path} (app_source_repo in {source}): "
                               f"tag the commit to bake (git -C {path} tag {revision} <commit>) or set "
                               "app_source_version to a tag or commit id it has")

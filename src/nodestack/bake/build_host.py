@@ -24,6 +24,7 @@ APT_CACHE_CONF = "/etc/apt/apt.conf.d/00nodestack-build-cache"
 # bare repository app.git), the Node.js mirror, and the team's repository when app_source_repo
 # names a directory on this machine (a sibling: a mount point cannot be made inside a read-only mount).
 SAMPLE_REMOTE_MOUNT = "/srv/app-remote"
+FIXTURES = REPO_ROOT / ".state"  # where scripts/test-fixtures.sh makes the mirror and the sample app's remote
 SAMPLE_REPO = f"{SAMPLE_REMOTE_MOUNT}/app.git"
 NODE_MIRROR_MOUNT = "/srv/node-mirror"
 TEAM_REPO_MOUNT = "/srv/team-remote"
@@ -43,6 +44,18 @@ def podman(*args: str, check: bool = True, timeout: float = 120,
     if check and result.returncode != 0:
         raise BuildHostError(f"podman {' '.join(args[:3])} ... failed: {result.stderr.strip()[-500:]}")
     return result
+
+
+def make_fixtures() -> Path:
+    """FIXTURES made current: the Node.js mirror and the sample app's remote (scripts/test-fixtures.sh,
+    which locks, and keeps what is current)."""
+    subprocess.run([str(REPO_ROOT / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
+    return FIXTURES
+
+
+def sample_remote() -> Path:
+    """The sample app's remote on this machine, which the build host mounts as SAMPLE_REPO."""
+    return make_fixtures() / "git-fixture" / "app.git"
 
 
 def volumes(fixtures: Path, apt_cache: Path, team_repo: Path | None = None) -> list[str]:
@@ -126,8 +139,7 @@ class LocalBuildHost:
         self.remove()
 
     def _start(self) -> None:
-        fixtures = REPO_ROOT / ".state"  # where scripts/test-fixtures.sh makes the mirror and remote
-        subprocess.run([str(REPO_ROOT / "scripts/test-fixtures.sh")], check=True, capture_output=True, timeout=900)
+        fixtures = make_fixtures()
         workdir = self._workdir = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=state_dir()))
         self._key = OneTimeKey(self.name, self.ec2, workdir, self.owner.tag_list() if self.owner else []).__enter__()
         self.key_file, self.key_name = self._key.private, self._key.name

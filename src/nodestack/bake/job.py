@@ -101,6 +101,7 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "git_revision": git_revision(),
         "nodejs_version": env_settings.nodejs_version,
         "app_revision": env_settings.app_revision,
+        "app_commit": env_settings.app_commit,
         "app_service": env_settings.app.service,
         "app_user": env_settings.app.user,
         "app_dir": env_settings.app.app_dir,
@@ -153,17 +154,17 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         check_bake_permissions(target, {s.app_name for s in loaded.values()})
     if target.local and podman("image", "exists", base_image.IMAGE, check=False).returncode != 0:
         raise BakeError(f"{base_image.IMAGE} is missing: run `nodestack image build`")
+    for env, env_settings in loaded.items():  # the commit each bakes, tagged AppCommit on its AMI
+        try:
+            loaded[env], said = source_check.pin(env_settings)
+        except source_check.SourceUnreachable as exc:
+            raise BakeError(f"[{env}] {exc}") from exc
+        print(f"[{env}] {said}", flush=True)
     scratch = state_dir() / "bake" / "preflight"
     for env, env_settings in loaded.items():
         var_file = REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl"
         packer_build.validate(var_file, packer_variables(target, env_settings, scratch, "00000000000000"),
                               packer_env(target))
-    for env, env_settings in loaded.items():
-        if env_settings.app_repo:
-            try:
-                print(f"[{env}] {source_check.check(env_settings)}", flush=True)
-            except source_check.SourceUnreachable as exc:
-                raise BakeError(f"[{env}] {exc}") from exc
     return target, loaded
 
 

@@ -1,7 +1,8 @@
 """`nodestack promote --env prod`: the step between dev's rollout and prod's. It takes the prod AMI
-the bake published (or --ami), refuses it unless it is dev-tested (its app revision and Node.js
-version are what the dev stack runs now: dev and prod images differ in how they run the app, so
-the same revision is the test, not the same image), and records who promoted which AMI and when:
+the bake published (or --ami), refuses it unless it is dev-tested (its app's commit, tag AppCommit,
+and Node.js version are what the dev stack runs now: dev and prod images differ in how they run the
+app, so the same commit is the test, not the same image; not the same tag name, which can be
+force-moved to another commit between the two bakes), and records who promoted which AMI and when:
 tags on the AMI (PromotedBy, PromotedAt, PromotedTo) and prod's SSM parameter, rewritten with a
 description saying so (SSM keeps LastModifiedUser too). prod's group moves to it only through
 playbooks/rollout.yml.
@@ -10,8 +11,8 @@ With --to-account (separate dev and prod accounts), in this order: for snapshots
 managed KMS key a grant to the prod account's Auto Scaling service-linked role (made with the prod
 account's credentials, as AWS requires); the AMI's launch permission for the prod account (AWS:
 launching a shared AMI needs only that, not its snapshots' createVolumePermission); the AMI's tags
-in the prod account (validated, AppRevision, NodejsVersion and the record: an account's tags on a
-shared image are its own, the owner's are not shared), set with the prod account's credentials;
+in the prod account (registry.PROMOTED_IMAGE_TAGS: an account's tags on a shared image are its own,
+the owner's are not shared), set with the prod account's credentials;
 the record in this account; the prod account's own /<app>/prod/ami/latest last. If a step after
 the sharing fails, the launch permission this run added is removed again. Only this command
 writes that parameter: the prod account never sees an AMI nobody promoted."""
@@ -31,11 +32,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 from nodestack import names
 from nodestack.bake import inventory_vars
 from nodestack.bake.registry import (
+    APP_COMMIT,
     APP_REVISION,
     GRANT_OPERATIONS,
     NODEJS_VERSION,
     PROMOTED_AT,
     PROMOTED_BY,
+    PROMOTED_IMAGE_TAGS,
     PROMOTED_TO,
     PROMOTION_RECORD,
     VALIDATED,
@@ -62,7 +65,12 @@ class Running:
     group: str
     ami_id: str
     revision: str
+    commit: str  # "" for an image baked before AMIs carried AppCommit
     nodejs: str
+
+    def __str__(self) -> str:
+        return (f"{self.revision} at {self.commit or 'an unrecorded commit'} on Node.js {self.nodejs} "
+                f"({self.ami_id}, group {self.group})")
 
 
 @dataclass
@@ -70,6 +78,7 @@ class Plan:
     app: str
     ami_id: str
     revision: str
+    commit: str
     nodejs: str
     account: str  # where prod's parameter lives: this account or --to-account
     parameter: str
@@ -116,10 +125,11 @@ def candidate(ec2: Any, ssm: Any, app: str, account: str, ami_id: str | None) ->
     if wrong:
         raise PromoteError(f"{ami_id} is not a validated {ENV} AMI of {app} ({', '.join(wrong)}): promote one the "
                            f"bake validated (`nodestack bake --env {ENV}`)")
-    missing = [key for key in (APP_REVISION, NODEJS_VERSION) if not tags.get(key)]
+    missing = [key for key in (APP_REVISION, APP_COMMIT, NODEJS_VERSION) if not tags.get(key)]
     if missing:
-        raise PromoteError(f"{ami_id} has no {' or '.join(missing)} tag, so it cannot be compared with what dev runs: "
-                           f"bake it again (`nodestack bake --env {ENV}`)")
+        before = f" (baked before AMIs recorded their app's commit as {APP_COMMIT})" if missing == [APP_COMMIT] else ""
+        raise PromoteError(f"{ami_id} has no {' or '.join(missing)} tag{before}, so it cannot be compared with what "
+                           f"dev runs: bake it again (`nodestack bake --env {ENV}`)")
     return image
 
 
@@ -143,25 +153,31 @@ def dev_running(ec2: Any, autoscaling: Any, app: str) -> list[Running]:
                 launched[group["AutoScalingGroupName"]] = config.get("ImageId", "")
     ids = sorted({ami for ami in launched.values() if ami})
     images = {i["ImageId"]: tags_of(i) for i in ec2.describe_images(ImageIds=ids)["Images"]} if ids else {}
-    return [Running(name, ami, images.get(ami, {}).get(APP_REVISION, "unknown"),
-                    images.get(ami, {}).get(NODEJS_VERSION, "unknown")) for name, ami in sorted(launched.items())]
+    found = {name: images.get(ami, {}) for name, ami in launched.items()}
+    return [Running(name, ami, found[name].get(APP_REVISION, "unknown"), found[name].get(APP_COMMIT, ""),
+                    found[name].get(NODEJS_VERSION, "unknown")) for name, ami in sorted(launched.items())]
 
 
 def check_dev_tested(image: dict[str, Any], running: list[Running], app: str) -> Running:
-    """The dev group running the candidate's app revision and Node.js version; PromoteError naming both otherwise."""
+    """The dev group running the candidate's app commit and Node.js version; PromoteError naming both
+    otherwise. The commit, not the tag name: a tag moved between the dev and the prod bake names two
+    commits, and an image without AppCommit matches nothing."""
     tags = tags_of(image)
-    revision, nodejs = tags[APP_REVISION], tags[NODEJS_VERSION]
+    revision, commit, nodejs = tags[APP_REVISION], tags[APP_COMMIT], tags[NODEJS_VERSION]
     for dev in running:
-        if (dev.revision, dev.nodejs) == (revision, nodejs):
+        if (dev.commit, dev.nodejs) == (commit, nodejs):
             return dev
-    wanted = f"{image['ImageId']} (prod) runs {app} {revision} on Node.js {nodejs}"
+    wanted = f"{image['ImageId']} (prod) runs {app} {revision} at {commit} on Node.js {nodejs}"
     if not running:
         raise PromoteError(f"{wanted}, but no dev stack of {app} runs in this account and region (no Auto Scaling "
                            f"group tagged App={app}, Environment={DEV}): deploy and roll out dev first")
-    seen = "; ".join(f"{d.revision} on Node.js {d.nodejs} ({d.ami_id}, group {d.group})" for d in running)
-    raise PromoteError(f"{wanted}, but the dev stack runs {seen}: it is not dev-tested. Roll {revision} out to dev "
-                       f"first (`nodestack bake --env {DEV} --app-revision {revision}`, then playbooks/rollout.yml "
-                       f"-i inventories/{DEV}), or promote a prod AMI of dev's revision")
+    seen = "; ".join(str(d) for d in running)
+    unrecorded = [d.ami_id for d in running if not d.commit]
+    before = (f" ({', '.join(unrecorded)} baked before AMIs recorded their app's commit as {APP_COMMIT}: a dev "
+              "bake and rollout records it)") if unrecorded else ""
+    raise PromoteError(f"{wanted}, but the dev stack runs {seen}: it is not dev-tested{before}. Roll {commit} out to "
+                       f"dev first (`nodestack bake --env {DEV} --app-revision {commit}`, then playbooks/rollout.yml "
+                       f"-i inventories/{DEV}), or promote a prod AMI of dev's commit")
 
 
 def as_other_account(target: Target, role_arn: str | None, profile: str | None, app: str) -> Target:
@@ -246,7 +262,8 @@ def plan(ec2: Any, prod_ec2: Any, prod_ssm: Any, image: dict[str, Any], app: str
     tags = tags_of(image)
     ami_id = image["ImageId"]
     parameter = names.ami_parameter(app, ENV)
-    found = Plan(app, ami_id, tags[APP_REVISION], tags[NODEJS_VERSION], to_account or account, parameter)
+    found = Plan(app, ami_id, tags[APP_REVISION], tags[APP_COMMIT], tags[NODEJS_VERSION], to_account or account,
+                 parameter)
     tagged_there = True
     if to_account:
         permissions = ec2.describe_image_attribute(ImageId=ami_id, Attribute="launchPermission")["LaunchPermissions"]
@@ -268,8 +285,8 @@ def plan(ec2: Any, prod_ec2: Any, prod_ssm: Any, image: dict[str, Any], app: str
     if found.share:
         found.steps.append(f"share {ami_id} with account {to_account} (launch permission)")
     if found.record and to_account:
-        found.steps.append(f"tag {ami_id} in account {to_account} ({VALIDATED}, {APP_REVISION}, {NODEJS_VERSION}, "
-                           f"{', '.join(PROMOTION_RECORD)}: an account's tags on a shared image are its own)")
+        found.steps.append(f"tag {ami_id} in account {to_account} ({', '.join(PROMOTED_IMAGE_TAGS)}: an account's "
+                           "tags on a shared image are its own)")
     if found.record:
         found.steps += [f"record the promotion on {ami_id} ({', '.join(PROMOTION_RECORD)})",
                         f"set {parameter} in account {found.account} to {ami_id} (was {current or 'unset'})"]
@@ -297,12 +314,13 @@ def apply(target: Target, prod: Target, image: dict[str, Any], found: Plan, to_a
             record = {PROMOTED_BY: who[:256], PROMOTED_AT: when, PROMOTED_TO: found.account}
             if to_account:
                 prod.client("ec2").create_tags(Resources=[ami_id], Tags=[{"Key": k, "Value": v} for k, v in {
-                    VALIDATED: "true", APP_REVISION: found.revision, NODEJS_VERSION: found.nodejs, **record}.items()])
+                    VALIDATED: "true", APP_REVISION: found.revision, APP_COMMIT: found.commit,
+                    NODEJS_VERSION: found.nodejs, **record}.items()])
             ec2.create_tags(Resources=[ami_id], Tags=[{"Key": k, "Value": v} for k, v in record.items()])
             prod.client("ssm").put_parameter(
                 Name=found.parameter, Value=ami_id, Type="String", Overwrite=True,
-                Description=f"prod AMI {ami_id} ({found.revision}, Node.js {found.nodejs}), dev-tested, "
-                            f"promoted by {who} at {when} (nodestack promote)"[:1024])
+                Description=f"prod AMI {ami_id} ({found.revision} at {found.commit}, Node.js {found.nodejs}), "
+                            f"dev-tested, promoted by {who} at {when} (nodestack promote)"[:1024])
     except (BotoCoreError, ClientError, PromoteError):
         if shared:  # nothing half-made: the prod account does not keep an AMI it was not given
             ec2.modify_image_attribute(ImageId=ami_id, LaunchPermission={"Remove": [{"UserId": to_account}]})
@@ -330,8 +348,8 @@ def run(args: argparse.Namespace) -> int:
             raise PromoteError(f"--to-account {account} is this account: leave it out to promote within one account")
         image = candidate(ec2, ssm, app, account, args.ami)
         dev = check_dev_tested(image, dev_running(ec2, autoscaling, app), app)
-        print(f"promote: {image['ImageId']} ({image.get('Name', '')}) runs {app} {dev.revision} on Node.js "
-              f"{dev.nodejs}, as dev does ({dev.ami_id}, group {dev.group}): dev-tested")
+        print(f"promote: {image['ImageId']} ({image.get('Name', '')}) runs {app} at {dev.commit} on Node.js "
+              f"{dev.nodejs}, as dev does ({dev}): dev-tested")
         prod = target
         if args.to_account:
             prod = as_other_account(target, args.to_role_arn, args.to_profile, app)

@@ -10,12 +10,14 @@ from typing import Any
 
 from nodestack import names
 
-# Tag keys of an AMI: the bake's verdict and what it runs; `nodestack promote`'s record.
-VALIDATED, APP_REVISION, NODEJS_VERSION = "validated", "AppRevision", "NodejsVersion"
+# Tag keys of an AMI: the bake's verdict and what it runs (app_source_version as given, the full
+# commit id the app was built from, the Node.js version); `nodestack promote`'s record. A tag can
+# be moved to another commit: what is compared is AppCommit.
+VALIDATED, APP_REVISION, APP_COMMIT, NODEJS_VERSION = "validated", "AppRevision", "AppCommit", "NodejsVersion"
 PROMOTED_BY, PROMOTED_AT, PROMOTED_TO = "PromotedBy", "PromotedAt", "PromotedTo"
 PROMOTION_RECORD = (PROMOTED_BY, PROMOTED_AT, PROMOTED_TO)
 # What the prod account tags on an AMI shared with it (tags are each account's own).
-PROMOTED_IMAGE_TAGS = (VALIDATED, APP_REVISION, NODEJS_VERSION, *PROMOTION_RECORD)
+PROMOTED_IMAGE_TAGS = (VALIDATED, APP_REVISION, APP_COMMIT, NODEJS_VERSION, *PROMOTION_RECORD)
 # A separate prod account's Auto Scaling service-linked role and the operations its grant on the
 # build account's key gives it (AWS, "Required AWS KMS key policy for use with encrypted volumes",
 # Example 2: the grant is created from the account that owns the group).

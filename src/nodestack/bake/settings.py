@@ -7,7 +7,7 @@ import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,15 @@ class EnvSettings:
     team_repo: Path | None = None
     # Another host's repository (a URL the build host clones): asked before the build (source_check)
     app_repo: str = ""
+    # The full commit id app_source_version names, found in preflight (source_check.pin): tagged on
+    # the AMI (AppCommit) and what the build checks out
+    app_commit: str = ""
+
+    def pinned(self, commit: str) -> EnvSettings:
+        """These settings building commit: the AMI records it, and the build checks out the commit
+        itself rather than the tag, so a tag moved after preflight cannot put another commit in an
+        AMI that records this one (the image checks then find the tag elsewhere and fail the bake)."""
+        return replace(self, app_commit=commit, playbook_vars={**self.playbook_vars, "app_source_version": commit})
 
     @contextmanager
     def vars_file(self, workdir: Path) -> Iterator[Path]:

@@ -1,7 +1,9 @@
 """The app's repository asked from this machine before a build host is launched
 (playbooks/check_app_source.yml, the app_source role's `reachable` entry point): with the build's own
 variables and Vault file, so the deploy key and pinned host keys are the ones the build will use, and
-only Ansible opens the Vault."""
+only Ansible opens the Vault. Its answer names the full commit id app_source_version names there;
+for a repository of this machine (a directory, the bundled sample app's remote) git says it. The
+bake records that commit on the AMI (AppCommit) and checks it out (pin)."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
+from nodestack.bake import app_source, build_host
 from nodestack.bake.settings import EnvSettings
 from nodestack.paths import REPO_ROOT
 
@@ -21,6 +25,12 @@ PLAYBOOK = REPO_ROOT / "playbooks" / "check_app_source.yml"
 
 class SourceUnreachable(ValueError):
     """The repository does not answer as the build would ask it; the message names the cause and fix."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    said: str  # what the repository answered, one line
+    commit: str  # the full commit id app_source_version names there
 
 
 def _outcomes(stdout: str) -> list[dict[str, object]]:
@@ -32,8 +42,8 @@ def _outcomes(stdout: str) -> list[dict[str, object]]:
         return []
 
 
-def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
-    """What the repository answered (one line); SourceUnreachable naming why not."""
+def check(env_settings: EnvSettings, timeout_s: float = 180) -> Answer:
+    """What the repository answered, and the commit; SourceUnreachable naming why not."""
     ansible_playbook = Path(sys.executable).with_name("ansible-playbook")
     with tempfile.TemporaryDirectory(prefix="nodestack-source-check.") as tmp:
         with env_settings.vars_file(Path(tmp)) as variables:
@@ -61,4 +71,26 @@ def check(env_settings: EnvSettings, timeout_s: float = 180) -> str:
         failed = [str(outcome.get("msg", "failed")) for outcome in outcomes if outcome.get("failed")]
         raise SourceUnreachable(failed[0] if failed else (stderr or stdout).strip()[-2000:])
     said = [str(outcome["msg"]) for outcome in outcomes if "msg" in outcome]
-    return said[-1] if said else f"{env_settings.app_repo} answers"
+    commits = [str(outcome["commit"]) for outcome in outcomes if outcome.get("commit")]
+    if not commits:
+        raise SourceUnreachable(f"{env_settings.app_repo} answered, but not which commit app_source_version="
+                                f"{env_settings.app_revision} names there: {(stderr or stdout).strip()[-2000:]}")
+    return Answer(said[-1] if said else f"{env_settings.app_repo} answers", commits[-1])
+
+
+def pin(env_settings: EnvSettings) -> tuple[EnvSettings, str]:
+    """env_settings building the commit app_source_version names now (EnvSettings.pinned), and what
+    was said of it: another host's repository asked as the build will ask it (check); a directory of
+    this machine, or the bundled sample app's remote (made first), read with git."""
+    if env_settings.app_repo:
+        answer = check(env_settings)
+        return env_settings.pinned(answer.commit), answer.said
+    try:
+        repository = env_settings.team_repo or build_host.sample_remote()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise SourceUnreachable(f"cannot make the sample app's git remote (scripts/test-fixtures.sh): {exc}") from exc
+    commit = app_source.commit_of(repository, env_settings.app_revision)
+    if not commit:
+        raise SourceUnreachable(f"app_source_version={env_settings.app_revision} is not a commit of {repository}: "
+                                "set app_source_version to a tag or commit id it has")
+    return env_settings.pinned(commit), f"{repository}: {env_settings.app_revision} is commit {commit}"
