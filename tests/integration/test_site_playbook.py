@@ -91,6 +91,21 @@ def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, lo
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
 
 
+# What the layers check before any change (each layer's tasks/checks.yml runs these tasks of the stack role)
+OFFERINGS_CHECKS = ("TASK [stack : Check the zones are zones of the region]",
+                    "TASK [stack : Check the instance type is offered in every zone]")
+LB_CHECKS = ("TASK [stack : Check the load balancer settings]",)
+LAYER_CHECKS = {"network": OFFERINGS_CHECKS, "compute": OFFERINGS_CHECKS, "load_balancer": LB_CHECKS}
+LOCK_TAKEN = "TASK [stack : Take the stack's run lock]"
+
+
+def test_site_runs_each_check_once_before_the_lock(site: SiteRuns) -> None:
+    for run in (site.first.stdout, site.second.stdout):
+        for task in (*OFFERINGS_CHECKS, *LB_CHECKS):
+            assert run.count(task) == 1, task
+            assert run.index(task) < run.index(LOCK_TAKEN), task
+
+
 @pytest.mark.parametrize("layer", ["iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns"])
 def test_each_layer_runs_alone_and_finds_the_stack_as_site_left_it(site: SiteRuns, aws_env: dict[str, str],
                                                                    layer: str) -> None:
@@ -99,6 +114,11 @@ def test_each_layer_runs_alone_and_finds_the_stack_as_site_left_it(site: SiteRun
     assert result.returncode == 0, result.stdout[-3000:]
     assert recap(result.stdout)["changed"] == 0, result.stdout[-3000:]
     assert f"TASK [stack_{layer} : " in result.stdout
+    # its own checks (tasks/checks.yml), once, before it takes the lock; no other layer's
+    for task in (*OFFERINGS_CHECKS, *LB_CHECKS):
+        assert result.stdout.count(task) == (task in LAYER_CHECKS.get(layer, ())), task
+    assert result.stdout.count(LOCK_TAKEN) == 1
+    assert all(result.stdout.index(task) < result.stdout.index(LOCK_TAKEN) for task in LAYER_CHECKS.get(layer, ()))
 
 
 def test_the_apps_configuration_is_in_ssm_and_its_secret_in_no_output(site: SiteRuns,
@@ -347,6 +367,22 @@ def test_what_the_region_lacks_is_named_before_any_change(aws_env: dict[str, str
     calls = request_log.count_calls(log, before)[1]
     assert read in calls
     assert set(calls) <= {*CALLER_READS, ZONES_READ, TYPES_READ}, calls
+
+
+@pytest.mark.parametrize("override", ["stack_lb_access_logs_bucket=Bad_Bucket",
+                                      '{"stack_lb_kind": "classic", "stack_lb_access_logs_bucket": "logs-bucket"}'])
+def test_the_load_balancer_run_alone_refuses_bad_settings_before_its_lock(aws_env: dict[str, str],
+                                                                          local_cloud: server.Endpoint,
+                                                                          override: str) -> None:
+    log = local_cloud.request_log
+    before = request_log.log_size(log)
+    result = playbook(aws_env, "playbooks/load_balancer.yml", "-e", override)
+    assert result.returncode != 0
+    assert "stack_lb_access_logs_bucket=" in result.stdout and "is invalid: give an S3 bucket name" in result.stdout, (
+        result.stdout[-3000:])
+    assert LOCK_TAKEN not in result.stdout
+    calls = request_log.count_calls(log, before)[1]
+    assert set(calls) <= {"sts:GetCallerIdentity", "iam:ListAccountAliases"}, calls  # the account only
 
 
 @pytest.mark.parametrize("validated", ["missing", "false"])
