@@ -3,13 +3,17 @@ guard, an interrupted run, teardown."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import secrets
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +24,69 @@ from tests.integration.test_site_playbook import playbook, recap
 
 WRITES = re.compile(r":(Create|Put|Delete|Modify|Update|Attach|Detach|Register|Deregister|Run|Terminate|Start|Set|Add"
                     r"|Remove|Change|Associate|Authorize|Revoke|Enable|Disable)")
+
+
+# Marks a run's processes: every process it forks or starts inherits its environment. Ansible's
+# task workers run in sessions of their own (setsid), so a SIGKILL of the run's process group misses
+# them, and one waiting on Mitogen's multiplexer, which the kill took, waits for ever (docs/stack.md).
+RUN_MARK = "NODESTACK_TEST_RUN"
+
+
+def marked(mark: str) -> dict[int, str]:
+    """The live processes (zombies are dead) whose environment has RUN_MARK=mark: pid -> command line."""
+    wanted, found = f"{RUN_MARK}={mark}".encode(), {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if wanted not in (proc / "environ").read_bytes().split(b"\0"):
+                continue
+            state = (proc / "stat").read_text().rpartition(")")[2].split()[0]
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+        except OSError:  # ended meanwhile
+            continue
+        if state != "Z":
+            found[int(proc.name)] = command
+    return found
+
+
+def reap(mark: str, grace: float = 5.0) -> dict[int, str]:
+    """Ends every process of the marked run: SIGTERM, SIGKILL to those alive after `grace` seconds.
+    Returns those found alive. Each is signalled right after its mark was read: Linux hands out pids
+    in turn up to pid_max, so none is reused in between."""
+    found = marked(mark)
+    for stop, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        for pid in marked(mark):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, stop)
+        deadline = time.monotonic() + wait
+        while marked(mark) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return found
+
+
+# An orphan as the killed run can leave: in a session of its own, deaf to SIGTERM, its parent gone.
+ORPHAN = """
+import os, signal, sys, time
+ready, told = os.pipe()
+if os.fork():
+    os.read(ready, 1)
+    sys.exit(0)
+os.setsid()
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+os.write(told, b"1")
+time.sleep(600)
+"""
+
+
+def test_reap_ends_an_orphan_of_its_own_session_that_ignores_sigterm() -> None:
+    mark = secrets.token_hex(8)
+    subprocess.run([sys.executable, "-c", ORPHAN], env={**os.environ, RUN_MARK: mark}, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=30, check=True)
+    (orphan,) = marked(mark)
+    assert os.getsid(orphan) == orphan != os.getsid(0)
+    assert list(reap(mark, grace=0.5)) == [orphan]
+    assert marked(mark) == {}
 
 
 @pytest.fixture(scope="module")
@@ -219,14 +286,21 @@ def test_interrupted_run_converges_without_duplicates(cloud: server.Endpoint, en
     assert playbook(env, "playbooks/teardown.yml").returncode == 0
     log = cloud.request_log
     before = request_log.log_size(log)
-    run = subprocess.Popen([str(BIN / "ansible-playbook"), "site.yml"], cwd=REPO, env=env, start_new_session=True,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while "elasticloadbalancing:CreateTargetGroup" not in request_log.count_calls(log, before)[1]:
-        assert run.poll() is None and time.monotonic() < deadline, "site.yml ended before the load balancer step"
-        time.sleep(0.2)
-    os.killpg(run.pid, signal.SIGKILL)  # as a lost terminal or a dead CI runner would
-    run.wait()
+    mark = secrets.token_hex(8)
+    run = subprocess.Popen([str(BIN / "ansible-playbook"), "site.yml"], cwd=REPO, env={**env, RUN_MARK: mark},
+                           start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while "elasticloadbalancing:CreateTargetGroup" not in request_log.count_calls(log, before)[1]:
+            assert run.poll() is None and time.monotonic() < deadline, "site.yml ended before the load balancer step"
+            time.sleep(0.2)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)  # as a lost terminal or a dead CI runner would
+        run.wait()
+        # what the kill missed (a task worker in a session of its own), before the next run meets it
+        left = reap(mark)
+    assert marked(mark) == {}, f"still running after SIGKILL: {marked(mark)} (found {left})"
     result = playbook(env, "site.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     ec2, elb = client(cloud.url, "ec2"), client(cloud.url, "elbv2")
