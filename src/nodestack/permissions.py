@@ -25,8 +25,14 @@ DEPLOYER_KINDS = ("bake", "stack-network", "stack", "verify", "promote")  # what
 # bounds the roles a deployer makes
 KINDS = (*DEPLOYER_KINDS, "promote-target", "instance-boundary")
 NEEDS_OTHER_ACCOUNT = ("promote-target",)
-# What each run needs: site.yml, rollout, blue/green and teardown read as verification does.
-NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",)}
+# What each run needs: site.yml, rollout, blue/green and teardown read as verification does;
+# `nodestack promote` as the build account's caller, and with --to-account as the prod account's.
+NEEDS = {"bake": ("bake",), "stack": ("stack-network", "stack", "verify"), "verify": ("verify",),
+         "promote": ("promote",), "promote-target": ("promote-target",)}
+# How to leave the check out, per run, for a caller that may not simulate its own permissions.
+SKIP = {"bake": "nodestack bake --no-permission-check", "stack": "-e stack_preflight_permissions=false",
+        "verify": "-e stack_preflight_permissions=false", "promote": "nodestack promote --no-permission-check",
+        "promote-target": "nodestack promote --no-permission-check"}
 _ACCOUNT = re.compile(r"^\d{12}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d$")
 
@@ -123,11 +129,15 @@ def _as_list(value: Any) -> list[str]:
 def _contexts(statement: dict[str, Any], region: str) -> list[list[dict[str, Any]]]:
     """The request contexts the run's calls under statement carry: the region every request has,
     and each value its conditions name (iam:PassedToService = ec2.amazonaws.com when the
-    instance role is passed; each service whose linked role may be created), one at a time."""
+    instance role is passed; each service whose linked role may be created), one at a time; a
+    key a Null condition wants absent (promote's ec2:Add/group) is left out."""
     keys: dict[str, list[str]] = {"aws:RequestedRegion": [region]}
-    for operator in statement.get("Condition", {}).values():
-        for key, values in operator.items():
-            keys[key] = _as_list(values)
+    for operator, conditions in statement.get("Condition", {}).items():
+        for key, values in conditions.items():
+            if operator == "Null" and _as_list(values) == ["true"]:
+                keys.pop(key, None)
+            else:
+                keys[key] = _as_list(values)
     return [[{"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
              for key, value in zip(keys, chosen, strict=True)]
             for chosen in itertools.product(*keys.values())]
@@ -173,10 +183,11 @@ class Verdict:
         """One line for a denial: who, what is missing, and the fix."""
         shown = "; ".join(str(d) for d in self.denied[:8]) + ("; ..." if len(self.denied) > 8 else "")
         kinds = " and ".join(NEEDS[run])
+        other = f" --other-account {scope.other_account}" if scope.other_account else ""
         return (f"{self.principal} may not make {len(self.denied)} of the calls this {run} run makes: {shown}. "
                 f"Nothing was created. Give it the {kinds} policies as "
-                f"`nodestack policy KIND --app {scope.app} --account-id {scope.account} --region {scope.region}` "
-                f"prints them (docs/aws-setup.md), or run as an identity that has them.")
+                f"`nodestack policy KIND --app {scope.app} --account-id {scope.account} --region {scope.region}"
+                f"{other}` prints them (docs/aws-setup.md), or run as an identity that has them.")
 
 
 def on_loopback(endpoint_url: str | None) -> bool:
@@ -202,10 +213,19 @@ def _with_path(iam: Any, role_arn: str) -> str:
 
 
 def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> tuple[Scope, Verdict]:
-    """Simulate, as the caller, every call the run's policies grant (before the run changes anything);
-    a stack run also needs the instance roles' permissions boundary in place."""
-    caller = sts.get_caller_identity()
-    scope = Scope(app=app, account=caller["Account"], region=region, partition=caller["Arn"].split(":")[1])
+    """check_as the caller STS names."""
+    return check_as(str(sts.get_caller_identity()["Arn"]), iam, run, app, region, local)
+
+
+def check_as(caller_arn: str, iam: Any, run: str, app: str, region: str, local: bool,
+             other_account: str = "") -> tuple[Scope, Verdict]:
+    """Simulate, as the caller (its STS ARN, as GetCallerIdentity answered it), every call the run's
+    policies grant (before the run changes anything); a stack run also needs the instance roles'
+    permissions boundary in place. other_account: the policies' (promote's prod account, or
+    promote-target's build account)."""
+    principal = principal_of(caller_arn)  # PolicyError unless an ARN
+    _, partition, _, _, account, _ = caller_arn.split(":", 5)
+    scope = Scope(app=app, account=account, region=region, partition=partition, other_account=other_account)
     if run == "stack":
         try:
             iam.get_policy(PolicyArn=boundary_arn(scope))
@@ -214,9 +234,8 @@ def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> t
                 f"the instance roles' permissions boundary {boundary_arn(scope)} does not exist: an administrator "
                 f"creates it from `nodestack policy instance-boundary --app {scope.app} --account-id {scope.account} "
                 f"--region {scope.region}` (docs/aws-setup.md); the stack creates instance roles only with it") from exc
-    principal = principal_of(caller["Arn"])
     if principal is None:
-        return scope, Verdict(caller["Arn"], unchecked="the account's root user, which no policy limits "
+        return scope, Verdict(caller_arn, unchecked="the account's root user, which no policy limits "
                                                        "(use an IAM role or user for deployments)")
     if ":role/" in principal:
         principal = _with_path(iam, principal)
@@ -229,15 +248,14 @@ def check(sts: Any, iam: Any, run: str, app: str, region: str, local: bool) -> t
             # moto's own caller (arn:aws:sts::...:user/moto) when it does not enforce IAM
             return scope, Verdict(principal, unchecked=f"{principal} is not an IAM user or role of the account")
         if code in ("NoSuchEntity", "InvalidInput"):
-            raise PolicyError(f"cannot check the permissions of {caller['Arn']} as {principal} ({code}): run as an "
+            raise PolicyError(f"cannot check the permissions of {caller_arn} as {principal} ({code}): run as an "
                               f"IAM role or user of account {scope.account} that may read its own role "
-                              f"(statement CheckOwnPermissions), or skip the check (stack_preflight_permissions="
-                              f"false, nodestack bake --no-permission-check)") from exc
+                              f"(statement CheckOwnPermissions), or skip the check ({SKIP[run]})") from exc
         if code not in ("AccessDenied", "AccessDeniedException"):
             raise
         raise PolicyError(f"{principal} may not check its own permissions (iam:SimulatePrincipalPolicy is denied): "
-                          f"give it the statement CheckOwnPermissions of the {run} policy, or skip the check "
-                          f"(stack_preflight_permissions=false, nodestack bake --no-permission-check)") from exc
+                          f"give it the statement CheckOwnPermissions of the {NEEDS[run][-1]} policy, or skip the "
+                          f"check ({SKIP[run]})") from exc
     return scope, Verdict(principal, tuple(denied), checked=len(document["Statement"]))
 
 

@@ -152,6 +152,8 @@ def test_a_dev_tested_ami_is_promoted_once_recording_who_and_when(cloud: server.
 
     result = promote(cloud)
     assert result.returncode == 0, result.stdout + result.stderr
+    # moto's caller is no IAM entity: the permission check says so (tests/unit/test_promote_permissions.py checks)
+    assert f"promote: permissions of {CALLER}: not checked, {CALLER} is not an IAM user or role" in result.stdout
     recorded = tags(cloud, prod)
     assert recorded["PromotedBy"] == CALLER and recorded["PromotedTo"] == identities.ACCOUNT
     assert f"{prod} promoted to prod by {CALLER} at {recorded['PromotedAt']}" in result.stdout

@@ -15,7 +15,11 @@ in the prod account (registry.PROMOTED_IMAGE_TAGS: an account's tags on a shared
 the owner's are not shared), set with the prod account's credentials;
 the record in this account; the prod account's own /<app>/prod/ami/latest last. If a step after
 the sharing fails, the launch permission this run added is removed again. Only this command
-writes that parameter: the prod account never sees an AMI nobody promoted."""
+writes that parameter: the prod account never sees an AMI nobody promoted.
+
+Before it reads or changes anything it simulates its calls as the caller (policies/promote.yml,
+iam:SimulatePrincipalPolicy, as the bake and the stack do), and with --to-account as the prod
+account's identity (promote-target.yml): a missing grant stops it naming the action."""
 
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from nodestack import names
+from nodestack import names, permissions
 from nodestack.bake import inventory_vars
 from nodestack.bake.registry import (
     APP_COMMIT,
@@ -199,6 +203,24 @@ def as_other_account(target: Target, role_arn: str | None, profile: str | None, 
     return replace(target, aws_env={**env, **keys})
 
 
+def check_permissions(target: Target, caller_arn: str, run: str, app: str, other_account: str) -> None:
+    """Every call of one side of the promotion simulated as its caller before anything is read or
+    changed: run "promote" (the build account) or "promote-target" (the prod account's role, whose
+    other account is the build account); PromoteError naming what is denied."""
+    try:
+        scope, verdict = permissions.check_as(caller_arn, target.client("iam"), run, app, target.region, target.local,
+                                              other_account)
+    except permissions.PolicyError as exc:
+        raise PromoteError(str(exc)) from exc
+    except (BotoCoreError, ClientError) as exc:
+        raise PromoteError(f"cannot check the permissions of {caller_arn} ({run}): {exc}") from exc
+    if verdict.denied:
+        raise PromoteError(verdict.message(run, scope))
+    print(f"promote: permissions of {verdict.principal}: "
+          f"{'not checked, ' + verdict.unchecked if verdict.unchecked else f'every call of the {run} policy allowed'}",
+          flush=True)
+
+
 def key_policy_allows(policy: dict[str, Any], account: str) -> bool:
     """Whether a key policy lets account use the key and create grants (Example 2). A statement with a
     condition proves nothing: whether a request meets it is not known here (kms:GrantIsForAWSResource,
@@ -346,17 +368,22 @@ def run(args: argparse.Namespace) -> int:
         account, who, partition = str(caller["Account"]), str(caller["Arn"]), str(caller["Arn"]).split(":")[1]
         if args.to_account == account:
             raise PromoteError(f"--to-account {account} is this account: leave it out to promote within one account")
+        if args.check_permissions:
+            check_permissions(target, who, "promote", app, args.to_account or "")
+        prod = target
+        if args.to_account:
+            prod = as_other_account(target, args.to_role_arn, args.to_profile, app)
+            prod_arn = str(prod.client("sts").get_caller_identity()["Arn"])
+            prod_account = prod_arn.split(":")[4]
+            if prod_account != args.to_account:
+                raise PromoteError(f"the prod credentials ({args.to_role_arn or args.to_profile}) are of account "
+                                   f"{prod_account}, not --to-account {args.to_account}")
+            if args.check_permissions:
+                check_permissions(prod, prod_arn, "promote-target", app, account)
         image = candidate(ec2, ssm, app, account, args.ami)
         dev = check_dev_tested(image, dev_running(ec2, autoscaling, app), app)
         print(f"promote: {image['ImageId']} ({image.get('Name', '')}) runs {app} at {dev.commit} on Node.js "
               f"{dev.nodejs}, as dev does ({dev}): dev-tested")
-        prod = target
-        if args.to_account:
-            prod = as_other_account(target, args.to_role_arn, args.to_profile, app)
-            prod_account = str(prod.client("sts").get_caller_identity()["Account"])
-            if prod_account != args.to_account:
-                raise PromoteError(f"the prod credentials ({args.to_role_arn or args.to_profile}) are of account "
-                                   f"{prod_account}, not --to-account {args.to_account}")
         keys = customer_keys(ec2, target.client("kms"), image, args.to_account, partition) if args.to_account else []
         found = plan(ec2, prod.client("ec2"), prod.client("ssm"), image, app, account, args.to_account or "", keys)
         if not found.steps:
@@ -396,4 +423,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     credentials.add_argument("--to-profile", default=None, metavar="NAME",
                              help="with --to-account: a named profile holding the prod account's credentials")
     parser.add_argument("--dry-run", action="store_true", help="check and show what would change; change nothing")
+    parser.add_argument("--no-permission-check", dest="check_permissions", action="store_false",
+                        help="skip simulating promote's calls as the caller (policies/promote.yml, and the prod "
+                             "account's promote-target.yml) first; only for a caller that may not simulate its own "
+                             "permissions")
     parser.set_defaults(func=run)
