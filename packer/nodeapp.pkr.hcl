@@ -296,15 +296,17 @@ source "amazon-ebs" "app" {
   ssh_private_key_file = var.ssh_private_key_file
   ssh_timeout          = "5m"
 
-  ami_name        = local.ami_name
-  ami_description = "${var.app_name} ${var.env} app server, app ${var.app_revision}, Node.js ${var.nodejs_version}"
-  tags            = local.origin_tags
+  # no ami_description: Packer 1.6.6 would set it before tagging the image (the bake sets it after)
+  ami_name = local.ami_name
+  tags     = local.origin_tags
   run_tags = merge(local.origin_tags, {
     Name        = "packer-build-${local.ami_name}"
     BakeRun     = var.bake_run
     BakeHost    = var.bake_host
     BakeExpires = var.bake_expires
   })
+  # tagged in the launch call itself: the bake's deployer may launch only volumes of its app
+  run_volume_tags = local.origin_tags
 }
 
 build {

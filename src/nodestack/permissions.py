@@ -87,12 +87,23 @@ def render(kind: str, scope: Scope) -> dict[str, Any]:
 
 
 def for_emulator(document: dict[str, Any]) -> dict[str, Any]:
-    """The document as the local cloud can enforce it: moto authorises each request by its action
-    against the resource "*" and without request context, so a statement scoped to resources or
-    conditions would deny everything there. The actions stay exactly as written; the scoping is
-    checked by the simulation (see check) and its tests."""
-    statements = [{key: value for key, value in statement.items() if key not in ("Resource", "Condition")}
-                  | {"Resource": "*"} for statement in document["Statement"]]
+    """The document as the local cloud can enforce it. Its EC2 authorisation takes resources and
+    condition keys as AWS does (fix_ec2_authorization), so EC2 actions keep their statements'
+    scoping; moto authorises every other call by its action against the resource "*" without
+    request context, so there a statement scoped to resources or conditions would deny
+    everything: their actions stay exactly as written, unscoped, and the scoping is checked by
+    the simulation (see check) and its tests."""
+    statements: list[dict[str, Any]] = []
+    for statement in document["Statement"]:
+        actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        ec2 = [a for a in actions if a.startswith("ec2:")]
+        rest = [a for a in actions if not a.startswith("ec2:")]
+        if ec2:
+            statements.append({**statement, "Action": ec2})
+        if rest:
+            unscoped = {k: v for k, v in statement.items() if k not in ("Resource", "Condition")}
+            statements.append(unscoped | {"Action": rest, "Resource": "*"} | (
+                {"Sid": f"{statement['Sid']}NotEc2"} if ec2 and "Sid" in statement else {}))
     return {**document, "Statement": statements}
 
 
@@ -126,18 +137,29 @@ def _as_list(value: Any) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
+def _satisfying(operator: str, key: str, values: list[str]) -> list[str] | None:
+    """Values of key that meet operator against values, one context each; None: the key absent."""
+    base = operator.rpartition(":")[2].removesuffix("IfExists")
+    if base == "Null":
+        return None if values[0] == "true" else ["present"]
+    if "Not" in base:  # StringNotEquals, ArnNotLike, ...: a value none of them names
+        return ["Name" if key == "aws:TagKeys" and "Name" not in values else f"{values[0]}-other"]
+    return values
+
+
 def _contexts(statement: dict[str, Any], region: str) -> list[list[dict[str, Any]]]:
     """The request contexts the run's calls under statement carry: the region every request has,
-    and each value its conditions name (iam:PassedToService = ec2.amazonaws.com when the
+    and each value its conditions accept (iam:PassedToService = ec2.amazonaws.com when the
     instance role is passed; each service whose linked role may be created), one at a time; a
-    key a Null condition wants absent (promote's ec2:Add/group) is left out."""
+    key a condition wants absent is left out."""
     keys: dict[str, list[str]] = {"aws:RequestedRegion": [region]}
     for operator, conditions in statement.get("Condition", {}).items():
         for key, values in conditions.items():
-            if operator == "Null" and _as_list(values) == ["true"]:
+            accepted = _satisfying(operator, key, _as_list(values))
+            if accepted is None:
                 keys.pop(key, None)
             else:
-                keys[key] = _as_list(values)
+                keys[key] = accepted
     return [[{"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
              for key, value in zip(keys, chosen, strict=True)]
             for chosen in itertools.product(*keys.values())]

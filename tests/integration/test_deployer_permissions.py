@@ -50,6 +50,8 @@ def test_only_the_identities_calls_are_allowed(cloud: server.Endpoint) -> None:
     assert client(cloud.url, "ec2", deployer).describe_vpcs()["Vpcs"] is not None
     with pytest.raises(ClientError, match="AccessDenied"):
         client(cloud.url, "iam", deployer).create_user(UserName="intruder")
+    with pytest.raises(ClientError, match="UnauthorizedOperation"):  # EC2: only resources tagged for the app
+        client(cloud.url, "ec2", deployer).create_vpc(CidrBlock="10.9.0.0/16")
     with pytest.raises(ClientError, match="AuthFailure"):
         client(cloud.url, "ec2").describe_vpcs()  # moto's usual keys open nothing here
     assert admin(cloud, "iam").get_user(UserName=identities.DEPLOYER)["User"]["Arn"] == DEPLOYER_ARN
@@ -60,7 +62,7 @@ def test_a_deployer_missing_a_statement_is_stopped_by_preflight_before_any_chang
     arn = f"arn:aws:iam::{identities.ACCOUNT}:policy/nodeapp-deployer-stack-network"
     document = iam.get_policy_version(PolicyArn=arn, VersionId="v1")["PolicyVersion"]["Document"]
     document = json.loads(document) if isinstance(document, str) else document
-    without = [s for s in document["Statement"] if s["Sid"] != "Network"]
+    without = [s for s in document["Statement"] if s["Sid"] != "CreateTagged"]
     assert len(without) == len(document["Statement"]) - 1
     iam.create_policy_version(PolicyArn=arn, SetAsDefault=True,
                               PolicyDocument=json.dumps({**document, "Statement": without}))
@@ -73,13 +75,13 @@ def test_a_deployer_missing_a_statement_is_stopped_by_preflight_before_any_chang
         iam.delete_policy_version(PolicyArn=arn, VersionId="v2")
     assert result.returncode != 0
     failed = result.stdout.split("TASK [stack : Check the caller may make every call of this run]")[1]
-    network = next(s for s in permissions.render("stack-network", SCOPE)["Statement"] if s["Sid"] == "Network")
-    # the deployer also holds the bake's policy, which grants it a few of them (security groups, tags)
-    baking = {a for s in permissions.render("bake", SCOPE)["Statement"] for a in s["Action"]}
-    lacking = [a for a in network["Action"] if a not in baking]
-    assert (f"{DEPLOYER_ARN} may not make {len(lacking)} of the calls this stack run makes: "
-            f"ec2:CreateVpc (implicitDeny; statement Network)") in failed, failed[:3000]
-    assert "statement Network" in failed and "Nothing was created" in failed
+    created = next(s for s in permissions.render("stack-network", SCOPE)["Statement"] if s["Sid"] == "CreateTagged")
+    # each action on each resource of the statement (no other statement of the deployer's grants one)
+    lacking = len(created["Action"]) * len(created["Resource"])
+    vpcs = f"arn:aws:ec2:{SCOPE.region}:{SCOPE.account}:vpc/*"
+    assert (f"{DEPLOYER_ARN} may not make {lacking} of the calls this stack run makes: "
+            f"ec2:CreateVpc on {vpcs} (implicitDeny; statement CreateTagged)") in failed, failed[:3000]
+    assert "statement CreateTagged" in failed and "Nothing was created" in failed
     assert writes == []
 
 
@@ -89,6 +91,10 @@ def test_the_deployer_bakes_deploys_rolls_out_shifts_colours_and_tears_down(clou
     baked = cli("bake", "--env", "dev", env=env, timeout=1500)
     assert baked.returncode == 0, (baked.stdout + baked.stderr)[-3000:]
     assert f"permissions of {DEPLOYER_ARN}: every call of the bake allowed" in baked.stdout
+    # set by the bake once the image carries the app's tag (Packer would set it before)
+    ami = admin(cloud, "ssm").get_parameter(Name="/nodeapp/dev/ami/latest")["Parameter"]["Value"]
+    image = admin(cloud, "ec2").describe_images(ImageIds=[ami])["Images"][0]
+    assert image["Description"].startswith("nodeapp dev app server, app "), image.get("Description")
 
     built = playbook(env, "site.yml")
     assert built.returncode == 0, built.stdout[-3000:]

@@ -18,7 +18,7 @@ from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMRequestBase
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from nodestack.local_cloud import base_image, fix_iam_enforcement, fixes, server
+from nodestack.local_cloud import base_image, fix_ec2_authorization, fix_iam_enforcement, fixes, server
 from nodestack.local_cloud.instances import ami_image, podman
 from tests.conftest import client as _client
 from tests.conftest import endpoint_in
@@ -320,6 +320,22 @@ def test_images_keep_imds_support(local_cloud: server.Endpoint) -> None:
 def test_plain_moto_drops_imds_support(plain_moto: str) -> None:
     ec2, ami = _imds_image(plain_moto)
     assert "ImdsSupport" not in ec2.describe_images(ImageIds=[ami])["Images"][0]  # type: ignore[attr-defined]
+
+
+def _described_image(url: str) -> str:
+    ec2 = _client(url, "ec2")
+    instance = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    ami = ec2.create_image(InstanceId=instance, Name=f"described-{instance}", Description="old")["ImageId"]
+    ec2.modify_image_attribute(ImageId=ami, Description={"Value": "nodeapp dev app server"})
+    return str(ec2.describe_images(ImageIds=[ami])["Images"][0]["Description"])
+
+
+def test_an_images_description_is_changed(local_cloud: server.Endpoint) -> None:
+    assert _described_image(local_cloud.url) == "nodeapp dev app server"
+
+
+def test_plain_moto_keeps_the_old_description(plain_moto: str) -> None:
+    assert _described_image(plain_moto) == "old"
 
 
 def _shared_and_unshared_image(url: str, with_account: str) -> tuple[str, str, Any]:
@@ -651,6 +667,7 @@ def enforced(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """moto in this process, its request authorisation as it was before the test."""
     monkeypatch.setattr(IAMRequestBase, "__init__", IAMRequestBase.__init__)
     monkeypatch.setattr(IAMRequestBase, "_create_aws_request", IAMRequestBase._create_aws_request)
+    monkeypatch.setattr(IAMRequestBase, "check_action_permitted", IAMRequestBase.check_action_permitted)
     had_resource_hook = "_determine_resource" in vars(SimpleSystemManagerResponse)
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(var, "testing")
@@ -712,3 +729,78 @@ def test_ssm_parameter_calls_are_authorised_against_the_parameters_arn() -> None
     assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/app/dev/config/"), own) == "allowed"
     assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/other/dev/config/"), own) == "denied 403"
     assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/other/"), "*") == "allowed"
+
+
+def _ec2_as_scoped_user(calls: list[tuple[str, Callable[[Any, dict[str, str]], Any]]]) -> list[tuple[str, str]]:
+    """Run calls as a user whose EC2 permissions are scoped by tags, IAM enforced: VPCs and
+    subnets of the app nodeapp only; each call gets the ids of a VPC of nodeapp, of another app
+    and of nobody, made beforehand. Returns (call, allowed or the error code)."""
+    app = {"StringEquals": {"aws:RequestTag/App": "nodeapp"}}
+    statements = [
+        {"Effect": "Allow", "Action": "ec2:CreateVpc", "Resource": "arn:aws:ec2:us-east-1:123456789012:vpc/*",
+         "Condition": app},
+        {"Effect": "Allow", "Action": "ec2:CreateSubnet", "Resource": "arn:aws:ec2:us-east-1:123456789012:subnet/*",
+         "Condition": app},
+        {"Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
+         "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateVpc", "CreateSubnet"]}}},
+        {"Effect": "Allow", "Action": ["ec2:DeleteVpc", "ec2:CreateSubnet"],
+         "Resource": "arn:aws:ec2:us-east-1:123456789012:vpc/*",
+         "Condition": {"StringEquals": {"ec2:ResourceTag/App": "nodeapp"}}},
+        {"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"},
+    ]
+
+    def tagged(app: str | None) -> list[dict[str, Any]]:
+        return [] if app is None else [{"ResourceType": "vpc", "Tags": [{"Key": "App", "Value": app}]}]
+
+    @set_initial_no_auth_action_count(6)  # the user, its policy, its key and three VPCs
+    def run() -> list[tuple[str, str]]:
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="caller")
+        iam.put_user_policy(UserName="caller", PolicyName="scoped", PolicyDocument=json.dumps(
+            {"Version": "2012-10-17", "Statement": statements}))
+        key = iam.create_access_key(UserName="caller")["AccessKey"]
+        setup = boto3.client("ec2", region_name="us-east-1")
+        vpcs = {who: setup.create_vpc(CidrBlock="10.0.0.0/16", TagSpecifications=tagged(app))["Vpc"]["VpcId"]
+                for who, app in (("own", "nodeapp"), ("other", "shop"), ("nobody", None))}
+        caller = boto3.client("ec2", region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                              aws_secret_access_key=key["SecretAccessKey"])
+        outcomes = []
+        for name, call in calls:
+            try:
+                call(caller, vpcs)
+                outcomes.append((name, "allowed"))
+            except ClientError as exc:
+                outcomes.append((name, exc.response["Error"]["Code"]))
+        return outcomes
+
+    with mock_aws():
+        return run()
+
+
+@pytest.mark.usefixtures("enforced")
+def test_ec2_calls_are_authorised_per_resource_with_tag_conditions() -> None:
+    def subnet(app: str) -> list[dict[str, Any]]:
+        return [{"ResourceType": "subnet", "Tags": [{"Key": "App", "Value": app}]}]
+
+    calls: list[tuple[str, Callable[[Any, dict[str, str]], Any]]] = [
+        ("create tagged", lambda ec2, _: ec2.create_vpc(CidrBlock="10.1.0.0/16", TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "App", "Value": "nodeapp"}]}])),
+        ("create untagged", lambda ec2, _: ec2.create_vpc(CidrBlock="10.2.0.0/16")),
+        ("create as another app", lambda ec2, _: ec2.create_vpc(CidrBlock="10.3.0.0/16", TagSpecifications=[
+            {"ResourceType": "vpc", "Tags": [{"Key": "App", "Value": "shop"}]}])),
+        ("subnet in own vpc", lambda ec2, v: ec2.create_subnet(VpcId=v["own"], CidrBlock="10.0.1.0/24",
+                                                               TagSpecifications=subnet("nodeapp"))),
+        ("subnet in another's vpc", lambda ec2, v: ec2.create_subnet(VpcId=v["other"], CidrBlock="10.0.1.0/24",
+                                                                     TagSpecifications=subnet("nodeapp"))),
+        ("delete another's vpc", lambda ec2, v: ec2.delete_vpc(VpcId=v["other"])),
+        ("delete an untagged vpc", lambda ec2, v: ec2.delete_vpc(VpcId=v["nobody"])),
+        ("describe", lambda ec2, _: ec2.describe_vpcs()),
+    ]
+    denied = "UnauthorizedOperation"
+    want = [("create tagged", "allowed"), ("create untagged", denied), ("create as another app", denied),
+            ("subnet in own vpc", "allowed"), ("subnet in another's vpc", denied),
+            ("delete another's vpc", denied), ("delete an untagged vpc", denied), ("describe", "allowed")]
+    plain = _ec2_as_scoped_user(calls)
+    assert dict(plain)["create tagged"] != "allowed"  # moto: no resource or condition matches "*" without context
+    fix_ec2_authorization.apply()
+    assert _ec2_as_scoped_user(calls) == want

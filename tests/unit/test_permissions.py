@@ -65,10 +65,12 @@ def test_resources_are_the_apps_or_unscoped_for_calls_without_arns() -> None:
         resources = statement["Resource"]
         for resource in [resources] if isinstance(resources, str) else resources:
             assert resource == "*" or resource.startswith("arn:aws:"), (kind, statement["Sid"], resource)
-            if resource == "arn:aws:ec2:eu-west-1::image/*":
-                # an image's ARN names neither app nor account: the statement's conditions scope it
-                assert "aws:ResourceTag/App" in str(statement["Condition"]) or "ec2:Owner" in str(
-                    statement["Condition"]), (kind, statement["Sid"])
+            if resource.startswith("arn:aws:ec2:"):
+                # EC2 picks its resources' ids: an ARN names the type only, the App tag (given at
+                # creation, or required on the resource) scopes it; a launch names the parts it is
+                # launched from, which may be anyone's (the source image, the subnet)
+                assert resource.endswith("/*") and ("/App" in str(statement["Condition"]) or "ec2:Owner" in str(
+                    statement["Condition"]) or statement["Action"] == ["ec2:RunInstances"]), (kind, statement["Sid"])
                 continue
             if statement["Sid"] not in ("CheckOwnPermissions", "ServiceLinkedRoles", "AppRecords", "HostedZones",
                                         "CertificateAndAlarmTopic", "PromoteKeyPolicy", "PromoteTargetGrantKey"):
@@ -88,13 +90,20 @@ def test_pass_role_only_for_the_apps_role_to_ec2() -> None:
     assert passing[0]["Condition"] == {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}
 
 
-def test_the_emulators_copy_keeps_every_action_and_drops_the_scoping() -> None:
+def test_the_emulators_copy_keeps_every_action_and_ec2s_scoping_only() -> None:
     for kind in permissions.KINDS:
         document = permissions.render(kind, SCOPE)
         local = permissions.for_emulator(document)
-        assert [_actions(s) for s in local["Statement"]] == [_actions(s) for s in document["Statement"]]
-        assert {s["Resource"] for s in local["Statement"]} == {"*"}
-        assert not [s for s in local["Statement"] if "Condition" in s]
+        assert sorted(a for s in local["Statement"] for a in _actions(s)) == sorted(
+            a for s in document["Statement"] for a in _actions(s))
+        for statement in local["Statement"]:
+            if all(a.startswith("ec2:") for a in _actions(statement)):  # the local cloud's EC2 checks scoping
+                original = next(s for s in document["Statement"] if s["Sid"] == statement["Sid"])
+                assert (statement.get("Resource"), statement.get("Condition")) == (
+                    original.get("Resource"), original.get("Condition")), statement["Sid"]
+            else:
+                assert statement["Resource"] == "*" and "Condition" not in statement, statement["Sid"]
+                assert not [a for a in _actions(statement) if a.startswith("ec2:")]
 
 
 @pytest.mark.parametrize(("field", "value", "named"), [
@@ -156,6 +165,8 @@ def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
     account, region = SCOPE.account, SCOPE.region
     boundary = {"iam:PermissionsBoundary": f"arn:aws:iam::{account}:policy/nodeapp-instance-boundary"}
     to_ec2 = {"iam:PassedToService": "ec2.amazonaws.com"}
+    ec2 = f"arn:aws:ec2:{region}:{account}"
+    vpcs = f"{ec2}:vpc/*"
     # the names the naming map gives the prod stack of nodeapp, and another app's
     cases = [
         ("iam:CreateRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-prod-app", boundary, "allowed"),
@@ -187,8 +198,33 @@ def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
          {"route53:ChangeResourceRecordSetsRecordTypes": "MX"}, "implicitDeny"),
         ("ssm:PutParameter", f"arn:aws:ssm:{region}:{account}:parameter/otherapp/prod/config/PORT", None,
          "implicitDeny"),
-        ("ec2:CreateVpc", "*", {"aws:RequestedRegion": region}, "allowed"),
-        ("ec2:CreateVpc", "*", {"aws:RequestedRegion": "us-east-1"}, "implicitDeny"),
+        # EC2: created with the app's tag, changed only when the resource carries it
+        ("ec2:CreateVpc", vpcs, {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:CreateVpc", vpcs, {"aws:RequestTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:CreateVpc", vpcs, None, "implicitDeny"),
+        ("ec2:DeleteVpc", f"{ec2}:vpc/vpc-1", {"ec2:ResourceTag/App": "nodeapp"}, "allowed"),
+        ("ec2:DeleteVpc", f"{ec2}:vpc/vpc-1", {"ec2:ResourceTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:DeleteVpc", f"{ec2}:vpc/vpc-1", None, "implicitDeny"),  # nobody's
+        # a subnet tagged for the app in another app's VPC: the VPC is checked as it is
+        ("ec2:CreateSubnet", f"{ec2}:subnet/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:CreateSubnet", f"{ec2}:vpc/vpc-1", {"aws:RequestTag/App": "nodeapp", "ec2:ResourceTag/App": "otherapp"},
+         "implicitDeny"),
+        ("ec2:CreateNatGateway", f"{ec2}:subnet/subnet-1",
+         {"aws:RequestTag/App": "nodeapp", "ec2:ResourceTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "otherapp"},
+         "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "nodeapp", "aws:TagKeys": "Name"},
+         "allowed"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "otherapp", "aws:TagKeys": "App"},
+         "implicitDeny"),  # claiming another app's group
+        ("ec2:DeleteTags", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "nodeapp", "aws:TagKeys": "App"},
+         "implicitDeny"),  # its App tag stays
+        ("ec2:CreateTags", f"{ec2}:vpc/*", {"ec2:CreateAction": "CreateVpc"}, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:instance/*", {"ec2:LaunchTemplate": f"{ec2}:launch-template/lt-1"}, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:instance/*", None, "implicitDeny"),  # only from a launch template
+        ("ec2:RunInstances", f"{ec2}:launch-template/lt-1", {"ec2:ResourceTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:CreateVpc", f"arn:aws:ec2:us-east-1:{account}:vpc/*", {"aws:RequestTag/App": "nodeapp"},
+         "implicitDeny"),  # another region
         ("iam:CreateUser", f"arn:aws:iam::{account}:user/intruder", None, "implicitDeny"),
     ]
     got = [(action, resource, _decision(iam, deployer, action, resource, context))
@@ -222,9 +258,47 @@ def test_the_check_names_what_a_caller_lacks() -> None:
     assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
                                              "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration", "StackLock",
                                              "AppLogGroup", "AppLogGroupTags",
-                                             "InstanceRoleReads", "AppParameters"}
+                                             "InstanceRoleReads", "AppParameters", "CreateTagged",
+                                             "CreateTaggedInAppVpc", "CreateTaggedInAppSubnets", "AppNetwork",
+                                             "RetagAppNetwork", "LaunchAppTemplates"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks
+
+
+@pytest.mark.usefixtures("moto_in_process")
+def test_the_bake_touches_its_apps_build_resources_only() -> None:
+    fix_simulate_principal_policy.apply()
+    iam = boto3.client("iam", region_name="eu-west-1")
+    baker = _holder(iam, "baker", SCOPE, ("bake",))
+    ec2, image = f"arn:aws:ec2:{SCOPE.region}:{SCOPE.account}", f"arn:aws:ec2:{SCOPE.region}::image/ami-1"
+    ours, theirs = {"ec2:ResourceTag/App": "nodeapp"}, {"ec2:ResourceTag/App": "otherapp"}
+    cases = [
+        ("ec2:RunInstances", f"{ec2}:instance/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:volume/*", {"aws:RequestTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:instance/*", None, "implicitDeny"),
+        ("ec2:RunInstances", image, {"aws:RequestedRegion": SCOPE.region}, "allowed"),  # the source image
+        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", ours, "allowed"),
+        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", theirs, "implicitDeny"),
+        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", None, "implicitDeny"),
+        ("ec2:ImportKeyPair", f"{ec2}:key-pair/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:ImportKeyPair", f"{ec2}:key-pair/*", None, "implicitDeny"),
+        ("ec2:DeleteKeyPair", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:key-pair/k", ours, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
+        # what Packer 1.6.6 makes untagged is claimed for the app; another app's is not
+        ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp", **theirs}, "implicitDeny"),
+        ("ec2:CreateTags", image, {**ours, "aws:TagKeys": "validated"}, "allowed"),
+        ("ec2:CreateImage", f"{ec2}:instance/i-1", theirs, "implicitDeny"),
+        ("ec2:DeregisterImage", image, theirs, "implicitDeny"),
+        ("ec2:DeleteSnapshot", f"arn:aws:ec2:{SCOPE.region}::snapshot/snap-1", ours, "allowed"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
+        ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
+        ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", ours, "allowed"),
+    ]
+    got = [(action, resource, _decision(iam, baker, action, resource, context))
+           for action, resource, context, _ in cases]
+    assert got == [(action, resource, want) for action, resource, _, want in cases]
 
 
 # Each lock is its holder's alone: the bake's policy reaches no stack lock, no other app's lock and no

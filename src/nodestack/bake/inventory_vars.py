@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from nodestack.bake import ansible_json
 from nodestack.paths import REPO_ROOT
 
 _HOST = "nodestack-bake-vars"
@@ -35,14 +36,12 @@ def resolve(inventory: Path, names: list[str], extra_vars: dict[str, Any]) -> di
             [str(ansible), _HOST, "-i", str(inventory), "-i", str(hosts), "-e", f"@{extra}",
              "-m", "ansible.builtin.debug", "-a", "msg={{ {" + wanted + "} | to_json }}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False,
-            env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json",
-                 "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"},
+            env={**os.environ, **ansible_json.CALLBACK_ENV, "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0"},
         )
-    try:
-        outcome = json.loads(result.stdout)["plays"][0]["tasks"][0]["hosts"][_HOST]
-    except (ValueError, KeyError, IndexError) as exc:
-        raise InventoryVarsError(f"ansible could not read {inventory}: "
-                                 f"{(result.stderr or result.stdout).strip()}") from exc
+    found = ansible_json.outcomes(result.stdout, _HOST)
+    if not found:
+        raise InventoryVarsError(f"ansible could not read {inventory}: {(result.stderr or result.stdout).strip()}")
+    outcome = found[0]
     if outcome.get("failed"):
         raise InventoryVarsError(f"{inventory}: {outcome.get('msg', outcome)}")
     values: dict[str, Any] = json.loads(outcome["msg"])

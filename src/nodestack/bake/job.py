@@ -147,7 +147,7 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         target = replace(target, ssh_cidrs=tuple(ssh_cidrs(cidrs)), ssh_interface=interface)
     loaded = {env: settings.load(env, target.local, overrides) for env in dict.fromkeys(envs)}
     try:
-        target.client("sts").get_caller_identity()
+        target = target.identified()  # the permission check and each environment's lock read it from here
     except (BotoCoreError, ClientError) as exc:
         raise BakeError(f"cannot reach AWS with the current credentials/endpoint: {exc}") from exc
     if check_permissions:
@@ -172,8 +172,8 @@ def check_bake_permissions(target: Target, apps: set[str]) -> None:
     """Every call of the bake simulated as the caller (policies/bake.yml) before a build host exists."""
     for app in sorted(apps):
         try:
-            scope, verdict = permissions.check(target.client("sts"), target.client("iam"), "bake", app, target.region,
-                                               local=target.local)
+            scope, verdict = permissions.check_as(target.identity().arn, target.client("iam"), "bake", app,
+                                                  target.region, local=target.local)
         except permissions.PolicyError as exc:
             raise BakeError(str(exc)) from exc
         except (BotoCoreError, ClientError) as exc:
@@ -291,6 +291,8 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                                                                            workdir / NODE_VERSION_REPORT)
                     if not result.nodejs_version:
                         outcome = validate.Outcome(False, "nodejs_version auto: the image checks reported no version")
+                registry.describe(ec2, artifact.ami_id, env_settings.app_name, env, env_settings.app_revision,
+                                  result.nodejs_version or env_settings.nodejs_version)
                 if container:
                     outcome = validate.commit_and_boot(container, artifact.ami_id, env_settings.app)
                 if outcome.ok and not guard.enforced():
@@ -430,7 +432,7 @@ def prune(args: argparse.Namespace) -> int:
         print(f"prune: --keep {args.keep} is invalid: keep at least 1 validated AMI per environment", file=sys.stderr)
         return 2
     try:
-        target = resolve_target(args.target == "local")
+        target = resolve_target(args.target == "local").identified()  # once, for each environment's lock
         ec2, autoscaling = target.client("ec2"), target.client("autoscaling")
         for env in args.env or settings.ENVIRONMENTS:
             app = settings.load(env, target.local).app_name

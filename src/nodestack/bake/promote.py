@@ -185,7 +185,8 @@ def check_dev_tested(image: dict[str, Any], running: list[Running], app: str) ->
 
 
 def as_other_account(target: Target, role_arn: str | None, profile: str | None, app: str) -> Target:
-    """The prod account's side: a role assumed with the build account's credentials, or a named profile."""
+    """The prod account's side: a role assumed with the build account's credentials, or a named profile;
+    identified (not the build account's caller)."""
     if role_arn:
         credentials = target.client("sts").assume_role(RoleArn=role_arn,
                                                        RoleSessionName=f"nodestack-promote-{app}")["Credentials"]
@@ -200,7 +201,7 @@ def as_other_account(target: Target, role_arn: str | None, profile: str | None, 
         keys = {"AWS_ACCESS_KEY_ID": frozen.access_key, "AWS_SECRET_ACCESS_KEY": frozen.secret_key,
                 **({"AWS_SESSION_TOKEN": frozen.token} if frozen.token else {})}
     env = {k: v for k, v in target.aws_env.items() if k not in ("AWS_SESSION_TOKEN", "AWS_PROFILE")}
-    return replace(target, aws_env={**env, **keys})
+    return replace(target, aws_env={**env, **keys}, caller=None).identified()
 
 
 def check_permissions(target: Target, caller_arn: str, run: str, app: str, other_account: str) -> None:
@@ -364,8 +365,9 @@ def run(args: argparse.Namespace) -> int:
             raise PromoteError(f"--to-account {args.to_account!r} is not an AWS account id: give its 12 digits")
         app = app_name(args.app)
         ec2, ssm, autoscaling = target.client("ec2"), target.client("ssm"), target.client("autoscaling")
-        caller = target.client("sts").get_caller_identity()
-        account, who, partition = str(caller["Account"]), str(caller["Arn"]), str(caller["Arn"]).split(":")[1]
+        target = target.identified()
+        me = target.identity()
+        account, who, partition = me.account, me.arn, me.arn.split(":")[1]
         if args.to_account == account:
             raise PromoteError(f"--to-account {account} is this account: leave it out to promote within one account")
         if args.check_permissions:
@@ -373,8 +375,7 @@ def run(args: argparse.Namespace) -> int:
         prod = target
         if args.to_account:
             prod = as_other_account(target, args.to_role_arn, args.to_profile, app)
-            prod_arn = str(prod.client("sts").get_caller_identity()["Arn"])
-            prod_account = prod_arn.split(":")[4]
+            prod_arn, prod_account = prod.identity().arn, prod.identity().account
             if prod_account != args.to_account:
                 raise PromoteError(f"the prod credentials ({args.to_role_arn or args.to_profile}) are of account "
                                    f"{prod_account}, not --to-account {args.to_account}")

@@ -54,6 +54,13 @@ def record_nodejs_version(ec2: Any, ami_id: str, report: Path) -> str:
     return version
 
 
+def describe(ec2: Any, ami_id: str, app: str, env: str, app_revision: str, nodejs_version: str) -> None:
+    """The AMI's description, set once its tags are on: Packer 1.6.6 sets a description (ami_description)
+    before it tags the image, which the bake's deployer may not do to an image without its App tag."""
+    ec2.modify_image_attribute(ImageId=ami_id, Description={
+        "Value": f"{app} {env} app server, app {app_revision}, Node.js {nodejs_version}"})
+
+
 def require_imds_v2(ec2: Any, ami_id: str) -> bool:
     """Mark the AMI ImdsSupport=v2.0 (instances launched from it get IMDSv2 only, whatever launched
     them; Packer 1.6.6 cannot set it) and say whether EC2 now reports it."""

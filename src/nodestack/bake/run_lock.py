@@ -86,7 +86,7 @@ def bake_lock(target: Target, app: str, env: str, lock_minutes: int, take_over: 
     ssm = target.client("ssm")
     run = f"bake-{env}-{secrets.token_hex(8)}"
     try:
-        holder = str(target.client("sts").get_caller_identity()["Arn"])
+        holder = target.identity().arn
         mine = ssm_lock.value(run, holder, os.getpid(), lock_minutes, ssm_lock.utc_now())
         outcome = ssm_lock.take(ssm, name, mine, take_over, f"nodestack: the bake of {app} {env} holding it")
     except ssm_lock.Held as exc:

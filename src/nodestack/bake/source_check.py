@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodestack.bake import app_source, build_host
+from nodestack.bake import ansible_json, app_source, build_host
 from nodestack.bake.settings import EnvSettings
 from nodestack.paths import REPO_ROOT
 
@@ -31,15 +31,6 @@ class SourceUnreachable(ValueError):
 class Answer:
     said: str  # what the repository answered, one line
     commit: str  # the full commit id app_source_version names there
-
-
-def _outcomes(stdout: str) -> list[dict[str, object]]:
-    """Each task's result for the host, in order, from the json callback's report ([] if none)."""
-    try:
-        return [outcome for play in json.loads(stdout)["plays"] for task in play["tasks"]
-                for outcome in task["hosts"].values()]
-    except (ValueError, KeyError, TypeError):
-        return []
 
 
 def check(env_settings: EnvSettings, timeout_s: float = 180) -> Answer:
@@ -57,8 +48,7 @@ def check(env_settings: EnvSettings, timeout_s: float = 180) -> Answer:
                      "-e", local],
                     cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                     start_new_session=True,
-                    env={**os.environ, "ANSIBLE_LOAD_CALLBACK_PLUGINS": "1", "ANSIBLE_PIPELINING": "1",
-                         "ANSIBLE_STDOUT_CALLBACK": "ansible.builtin.json", "ANSIBLE_FORCE_COLOR": "0"}) as run:
+                    env={**os.environ, **ansible_json.CALLBACK_ENV, "ANSIBLE_PIPELINING": "1"}) as run:
                 try:
                     stdout, stderr = run.communicate(timeout=timeout_s)
                 except subprocess.TimeoutExpired as exc:
@@ -66,7 +56,7 @@ def check(env_settings: EnvSettings, timeout_s: float = 180) -> Answer:
                     run.communicate()
                     raise SourceUnreachable(f"{env_settings.app_repo} did not answer within {timeout_s:.0f} s: "
                                             "check that this machine reaches the git host") from exc
-    outcomes = _outcomes(stdout)
+    outcomes = ansible_json.outcomes(stdout)
     if run.returncode != 0:
         failed = [str(outcome.get("msg", "failed")) for outcome in outcomes if outcome.get("failed")]
         raise SourceUnreachable(failed[0] if failed else (stderr or stdout).strip()[-2000:])

@@ -1,12 +1,13 @@
 """Where a bake runs: the local cloud or an AWS account, with the credentials (session token
-included) and the network the build host's SSH port opens to."""
+included), who they are (asked of STS once per run), and the network the build host's SSH port
+opens to."""
 
 from __future__ import annotations
 
 import ipaddress
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +29,32 @@ SSH_INTERFACES = ("public_ip", "private_ip")
 
 
 @dataclass(frozen=True)
+class Caller:
+    """Who the credentials are, as STS GetCallerIdentity answered."""
+
+    account: str
+    arn: str
+
+
+@dataclass(frozen=True)
 class Target:
     local: bool
     region: str
     aws_env: dict[str, str]  # for Packer and boto3
     ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
     ssh_interface: str = "public_ip"
+    caller: Caller | None = None  # as preflight asked it (identified); other credentials: None
+
+    def identity(self) -> Caller:
+        """Who these credentials are: as preflight asked it, else asked of STS now."""
+        if self.caller is not None:
+            return self.caller
+        answer = self.client("sts").get_caller_identity()
+        return Caller(str(answer["Account"]), str(answer["Arn"]))
+
+    def identified(self) -> Target:
+        """This target carrying its caller: STS asked once, for every later step of the run."""
+        return replace(self, caller=self.identity())
 
     def client(self, service: str, region: str = "") -> Any:
         """Every boto3 client of the bake: temporary credentials need their session token. region:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE
 from moto.elb.exceptions import LoadBalancerNotFoundError
 from moto.elb.responses import ELBResponse
@@ -22,6 +24,7 @@ from moto.sns.models import Topic
 from nodestack.local_cloud import (
     fix_alb_default_attributes,
     fix_asg_placement,
+    fix_ec2_authorization,
     fix_iam_enforcement,
     fix_image_imds_support,
     fix_instance_refresh,
@@ -61,6 +64,25 @@ def _disable_metrics_collection() -> None:
 
     AutoScalingBackend.disable_metrics_collection = backend_disable  # type: ignore[attr-defined]
     AutoScalingResponse.disable_metrics_collection = response_disable  # type: ignore[attr-defined]
+
+
+def _image_description() -> None:
+    """ec2 ModifyImageAttribute with Description: moto 5.2 answers success and keeps the old one.
+
+    AWS: Description.Value replaces the image's description (one attribute per call), which
+    DescribeImages then returns.
+    """
+    original = AmisResponse.modify_image_attribute
+
+    def modify(self: AmisResponse) -> Any:
+        value = self._get_param("Description.Value")
+        if value is None:
+            return original(self)
+        self.error_on_dryrun()
+        self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0].description = value
+        return EmptyResult()
+
+    AmisResponse.modify_image_attribute = modify  # type: ignore[method-assign]
 
 
 def _elb_attributes_of_missing_lb() -> None:
@@ -130,6 +152,7 @@ FIXES: tuple[Fix, ...] = (
         fix_asg_placement.apply),
     Fix("ec2-launch-instance-settings", "instances from a launch template or configuration get its instance profile "
         "and metadata options", fix_launch_instance_settings.apply),
+    Fix("ec2-image-description", "ModifyImageAttribute sets the image's Description", _image_description),
     Fix("ec2-image-imds-support", "RegisterImage/ModifyImageAttribute keep ImdsSupport; DescribeImages returns it",
         fix_image_imds_support.apply),
     Fix("ec2-shared-images", "an image another account shared (launch permission) is seen and launched by that "
@@ -147,6 +170,8 @@ FIXES: tuple[Fix, ...] = (
         fix_iam_enforcement.apply_action_prefix),
     Fix("iam-query-signature", "with IAM enforced, a GET with a query string is signed as SigV4 signs it",
         fix_iam_enforcement.apply_query_signature),
+    Fix("iam-ec2-resources", "with IAM enforced, an EC2 call is authorised per resource with its tags and the "
+        "request's tags as condition keys", fix_ec2_authorization.apply),
     Fix("iam-ssm-parameter-resource", "with IAM enforced, SSM parameter calls are authorised against the "
         "parameter's ARN", fix_iam_enforcement.apply_ssm_parameter_resource),
     Fix("sns-subscription-counts", "GetTopicAttributes counts the topic's confirmed and pending subscriptions",
