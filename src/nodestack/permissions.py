@@ -153,13 +153,16 @@ def _contexts(statement: dict[str, Any], region: str) -> list[list[dict[str, Any
     instance role is passed; each service whose linked role may be created), one at a time; a
     key a condition wants absent is left out."""
     keys: dict[str, list[str]] = {"aws:RequestedRegion": [region]}
+    absent: set[str] = set()
     for operator, conditions in statement.get("Condition", {}).items():
         for key, values in conditions.items():
-            accepted = _satisfying(operator, key, _as_list(values))
+            accepted = _satisfying(operator, key, [str(v).lower() if isinstance(v, bool) else str(v)
+                                                   for v in (values if isinstance(values, list) else [values])])
             if accepted is None:
-                keys.pop(key, None)
+                absent.add(key)
             else:
                 keys[key] = accepted
+    keys = {key: values for key, values in keys.items() if key not in absent}
     return [[{"ContextKeyName": key, "ContextKeyValues": [value], "ContextKeyType": "string"}
              for key, value in zip(keys, chosen, strict=True)]
             for chosen in itertools.product(*keys.values())]

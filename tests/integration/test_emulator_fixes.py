@@ -731,23 +731,30 @@ def test_ssm_parameter_calls_are_authorised_against_the_parameters_arn() -> None
     assert _as_user_allowed("ssm:GetParametersByPath", "ssm", by_path("/other/"), "*") == "allowed"
 
 
-def _ec2_as_scoped_user(calls: list[tuple[str, Callable[[Any, dict[str, str]], Any]]]) -> list[tuple[str, str]]:
+def _ec2_as_scoped_user(calls: list[tuple[str, Callable[[Any, dict[str, str]], Any]]],
+                        tag_on_create: bool = True) -> list[tuple[str, str]]:
     """Run calls as a user whose EC2 permissions are scoped by tags, IAM enforced: VPCs and
     subnets of the app nodeapp only; each call gets the ids of a VPC of nodeapp, of another app
     and of nobody, made beforehand. Returns (call, allowed or the error code)."""
     app = {"StringEquals": {"aws:RequestTag/App": "nodeapp"}}
-    statements = [
+    statements: list[dict[str, Any]] = [
         {"Effect": "Allow", "Action": "ec2:CreateVpc", "Resource": "arn:aws:ec2:us-east-1:123456789012:vpc/*",
          "Condition": app},
         {"Effect": "Allow", "Action": "ec2:CreateSubnet", "Resource": "arn:aws:ec2:us-east-1:123456789012:subnet/*",
          "Condition": app},
         {"Effect": "Allow", "Action": ["ec2:CreateTags"], "Resource": "*",
          "Condition": {"StringEquals": {"ec2:CreateAction": ["CreateVpc", "CreateSubnet"]}}},
+        {"Effect": "Allow", "Action": ["ec2:CreateTags", "ec2:DeleteTags"], "Resource": "*",
+         "Condition": {"StringEquals": {"ec2:ResourceTag/App": "nodeapp"},
+                       "ForAllValues:StringNotEquals": {"aws:TagKeys": ["App"]}, "Null": {"aws:TagKeys": "false"}}},
         {"Effect": "Allow", "Action": ["ec2:DeleteVpc", "ec2:CreateSubnet"],
          "Resource": "arn:aws:ec2:us-east-1:123456789012:vpc/*",
          "Condition": {"StringEquals": {"ec2:ResourceTag/App": "nodeapp"}}},
         {"Effect": "Allow", "Action": "ec2:DescribeVpcs", "Resource": "*"},
     ]
+
+    if not tag_on_create:
+        statements = [s for s in statements if "ec2:CreateAction" not in str(s.get("Condition"))]
 
     def tagged(app: str | None) -> list[dict[str, Any]]:
         return [] if app is None else [{"ResourceType": "vpc", "Tags": [{"Key": "App", "Value": app}]}]
@@ -795,12 +802,21 @@ def test_ec2_calls_are_authorised_per_resource_with_tag_conditions() -> None:
         ("delete another's vpc", lambda ec2, v: ec2.delete_vpc(VpcId=v["other"])),
         ("delete an untagged vpc", lambda ec2, v: ec2.delete_vpc(VpcId=v["nobody"])),
         ("describe", lambda ec2, _: ec2.describe_vpcs()),
+        ("retag own vpc", lambda ec2, v: ec2.create_tags(Resources=[v["own"]], Tags=[{"Key": "Tier", "Value": "a"}])),
+        ("untag own vpc's App", lambda ec2, v: ec2.delete_tags(Resources=[v["own"]], Tags=[{"Key": "App"}])),
+        ("untag all of own vpc", lambda ec2, v: ec2.delete_tags(Resources=[v["own"]])),
+        ("retag another's vpc", lambda ec2, v: ec2.create_tags(Resources=[v["other"]],
+                                                               Tags=[{"Key": "Tier", "Value": "a"}])),
     ]
     denied = "UnauthorizedOperation"
     want = [("create tagged", "allowed"), ("create untagged", denied), ("create as another app", denied),
             ("subnet in own vpc", "allowed"), ("subnet in another's vpc", denied),
-            ("delete another's vpc", denied), ("delete an untagged vpc", denied), ("describe", "allowed")]
+            ("delete another's vpc", denied), ("delete an untagged vpc", denied), ("describe", "allowed"),
+            ("retag own vpc", "allowed"), ("untag own vpc's App", denied), ("untag all of own vpc", denied),
+            ("retag another's vpc", denied)]
     plain = _ec2_as_scoped_user(calls)
     assert dict(plain)["create tagged"] != "allowed"  # moto: no resource or condition matches "*" without context
     fix_ec2_authorization.apply()
     assert _ec2_as_scoped_user(calls) == want
+    # tags given at creation are authorised as ec2:CreateTags too
+    assert dict(_ec2_as_scoped_user(calls[:1], tag_on_create=False)) == {"create tagged": denied}

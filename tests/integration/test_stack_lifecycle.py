@@ -329,6 +329,10 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     other = ec2.create_vpc(CidrBlock="10.99.0.0/16", TagSpecifications=[{"ResourceType": "vpc", "Tags": [
         {"Key": "Project", "Value": "nodestack"}, {"Key": "Environment", "Value": "dev"},
         {"Key": "Name", "Value": "nodeapp-local"}]}])
+    # the Elastic IP of a run stopped before it made its NAT gateway: unattached, and billed
+    ec2.allocate_address(Domain="vpc", TagSpecifications=[{"ResourceType": "elastic-ip", "Tags": [
+        {"Key": "Project", "Value": "nodestack"}, {"Key": "App", "Value": "nodeapp"},
+        {"Key": "Environment", "Value": "local"}, {"Key": "Name", "Value": "nodeapp-local-nat-us-east-1b"}]}])
     # an alarm of the team's own under the stack's name prefix, tagged like the stack's: not a release's
     cloudwatch = client(cloud.url, "cloudwatch")
     cloudwatch.put_metric_alarm(
@@ -356,6 +360,7 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     tagged = [{"Name": "tag:Project", "Values": ["nodestack"]}, {"Name": "tag:Environment", "Values": ["local"]}]
     assert ec2.describe_vpcs(Filters=tagged)["Vpcs"] == []
     assert ec2.describe_security_groups(Filters=tagged)["SecurityGroups"] == []
+    assert ec2.describe_addresses(Filters=tagged)["Addresses"] == []
     assert ec2.describe_launch_templates()["LaunchTemplates"] == []
     assert client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"] == []
     assert client(cloud.url, "elbv2").describe_target_groups()["TargetGroups"] == []

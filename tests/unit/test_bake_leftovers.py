@@ -193,7 +193,8 @@ def test_the_template_takes_the_runs_tags() -> None:
     """`packer validate` with the run's variables (an undeclared one would fail it), as preflight runs it."""
     target = Target(True, "us-east-1", {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "testing",
                                         "AWS_SECRET_ACCESS_KEY": "testing"})
-    variables = job.packer_variables(target, settings.load("dev", True, {}), Path("/nonexistent"), "20300101000000")
+    pinned = settings.load("dev", True, {}).pinned("0" * 40)  # preflight resolves the version to its commit
+    variables = job.packer_variables(target, pinned, Path("/nonexistent"), "20300101000000")
     variables.update(owner(Path("/nonexistent"), "nodestack-bake-dev-1").packer_variables())
     assert set(variables) >= {"bake_run", "bake_host", "bake_expires"}
     packer_build.validate(job.REPO_ROOT / "packer" / "vars" / "dev.pkrvars.hcl", variables, packer_env(target))

@@ -219,6 +219,16 @@ def test_the_policies_reach_the_apps_resources_and_no_one_elses() -> None:
          "implicitDeny"),  # claiming another app's group
         ("ec2:DeleteTags", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "nodeapp", "aws:TagKeys": "App"},
          "implicitDeny"),  # its App tag stays
+        ("ec2:DeleteTags", f"{ec2}:security-group/sg-1", {"ec2:ResourceTag/App": "nodeapp"},
+         "implicitDeny"),  # naming no key: every tag would go
+        ("ec2:RunInstances", f"{ec2}:subnet/subnet-1",
+         {"ec2:ResourceTag/App": "otherapp", "ec2:LaunchTemplate": f"{ec2}:launch-template/lt-1"}, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:subnet/subnet-1",
+         {"ec2:ResourceTag/App": "nodeapp", "ec2:LaunchTemplate": f"{ec2}:launch-template/lt-1"}, "allowed"),
+        ("ec2:CreateTags", f"{ec2}:instance/*", {"ec2:CreateAction": "RunInstances", "aws:RequestTag/App": "nodeapp"},
+         "allowed"),  # a group's launch, tagged as its template says
+        ("ec2:CreateTags", f"{ec2}:instance/*", {"ec2:CreateAction": "RunInstances", "aws:RequestTag/App": "otherapp"},
+         "implicitDeny"),
         ("ec2:CreateTags", f"{ec2}:vpc/*", {"ec2:CreateAction": "CreateVpc"}, "allowed"),
         ("ec2:RunInstances", f"{ec2}:instance/*", {"ec2:LaunchTemplate": f"{ec2}:launch-template/lt-1"}, "allowed"),
         ("ec2:RunInstances", f"{ec2}:instance/*", None, "implicitDeny"),  # only from a launch template
@@ -260,7 +270,8 @@ def test_the_check_names_what_a_caller_lacks() -> None:
                                              "AppLogGroup", "AppLogGroupTags",
                                              "InstanceRoleReads", "AppParameters", "CreateTagged",
                                              "CreateTaggedInAppVpc", "CreateTaggedInAppSubnets", "AppNetwork",
-                                             "RetagAppNetwork", "LaunchAppTemplates"}
+                                             "RetagAppNetwork", "LaunchAppTemplates", "LaunchIntoAppNetwork",
+                                             "TagAtLaunch"}
     assert permissions.Denied("iam:PassRole", f"arn:aws:iam::{account}:role/nodestack/nodeapp-*", "implicitDeny",
                               "PassInstanceRoleToEc2") in lacks
 
@@ -292,6 +303,11 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
         ("ec2:CreateImage", f"{ec2}:instance/i-1", theirs, "implicitDeny"),
         ("ec2:DeregisterImage", image, theirs, "implicitDeny"),
         ("ec2:DeleteSnapshot", f"arn:aws:ec2:{SCOPE.region}::snapshot/snap-1", ours, "allowed"),
+        ("ec2:ModifyImageAttribute", image, ours, "allowed"),  # ImdsSupport, description
+        ("ec2:ModifyImageAttribute", image, {**ours, "ec2:Add/group": "all"}, "implicitDeny"),  # public
+        ("ec2:ModifyImageAttribute", image, {**ours, "ec2:Add/userId": "999988887777"}, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:subnet/subnet-1", None, "allowed"),  # the account's own VPC
         ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
         ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
         ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", ours, "allowed"),

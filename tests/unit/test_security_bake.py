@@ -50,7 +50,7 @@ def test_the_build_hosts_ssh_opens_to_the_runner_only(given: list[str], message:
 def _packer_validate(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[str]:
     variables = {"env": "dev", "app_name": "nodeapp", "project": "nodestack", "build_timestamp": "1",
                  "git_revision": "x", "nodejs_version": "22.11.0",
-                 "app_revision": "v1", "playbook_vars_file": "/x", "manifest_path": "/m",
+                 "app_revision": "v1", "app_commit": "0" * 40, "playbook_vars_file": "/x", "manifest_path": "/m",
                  "build_known_hosts": "/k", "ssh_private_key_file": "", **extra}
     args = [arg for k, v in variables.items() for arg in ("-var", f"{k}={v}")]
     env = {**os.environ, "CHECKPOINT_DISABLE": "1",

@@ -139,8 +139,8 @@ def _existing(backend: Any, data: dict[str, Any], action: str) -> Iterator[tuple
 
 
 def _resource_tags(backend: Any, kind: str, name: str) -> dict[str, str]:
-    if kind == "key-pair":
-        pair = backend.key_pairs.get(name)
+    if kind == "key-pair":  # named by its name (KeyName) or its id (CreateTags' key-...)
+        pair = backend.key_pairs.get(name) or next((p for p in backend.key_pairs.values() if p.id == name), None)
         return dict(backend.tags.get(pair.id, {})) if pair else {}
     return dict(backend.tags.get(name, {}))
 
@@ -152,8 +152,8 @@ def _tag_keys(tags: dict[str, str], prefix: str) -> dict[str, list[str]]:
 def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
                    account: str) -> list[tuple[str, str, dict[str, list[str]]]]:
     """(action, resource ARN, context) of each authorisation AWS makes for the request. A created
-    resource's request tags are those of its type's TagSpecification; an existing resource sees
-    every tag the request applies."""
+    resource's request tags are those of its type's TagSpecification; an existing resource has
+    request tags only in CreateTags and DeleteTags (the tags they apply to it)."""
     base: dict[str, list[str]] = {"aws:requestedregion": [region]}
     if action.startswith("Describe"):
         return [(f"ec2:{action}", "*", base)]
@@ -167,11 +167,11 @@ def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
         return base | _tag_keys(tags, "aws:RequestTag") | ({"aws:tagkeys": list(tags)} if given else {})
 
     tags = request_tags(data)
-    applied = {k: v for spec in tags.values() for k, v in spec.items()}
+    applied = tags.get("", {})
     checks: list[tuple[str, str, dict[str, list[str]]]] = []
     for kind, name in dict.fromkeys(_existing(backend, data, action)):
         own = _resource_tags(backend, kind, name)
-        context = requested(applied, bool(tags)) | _tag_keys(own, "ec2:ResourceTag") | _tag_keys(own, "aws:ResourceTag")
+        context = requested(applied, "" in tags) | _tag_keys(own, "ec2:ResourceTag") | _tag_keys(own, "aws:ResourceTag")
         checks.append((f"ec2:{action}", _arn(region, account, kind, name), context))
     for kind in CREATES.get(action, ()):
         arn = _arn(region, account, kind, "*")
@@ -179,7 +179,7 @@ def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
         checks.append((f"ec2:{action}", arn, context))
         if tags.get(kind):
             checks.append(("ec2:CreateTags", arn, context | {"ec2:createaction": [action]}))
-    return checks or [(f"ec2:{action}", "*", requested(applied, bool(tags)))]
+    return checks or [(f"ec2:{action}", "*", requested(applied, "" in tags))]
 
 
 def _policies(request: IAMRequestBase) -> list[simulate.SourcePolicy]:

@@ -15,6 +15,7 @@ from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult, EmptyResult
+from moto.ec2.exceptions import InvalidAMIIdError
 from moto.ec2.responses.amis import AmisResponse
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE
 from moto.elb.exceptions import LoadBalancerNotFoundError
@@ -79,7 +80,11 @@ def _image_description() -> None:
         if value is None:
             return original(self)
         self.error_on_dryrun()
-        self.ec2_backend.describe_images(ami_ids=[self._get_param("ImageId")])[0].description = value
+        ami_id = self._get_param("ImageId")
+        image = self.ec2_backend.amis.get(ami_id)  # the caller's own images only, as AWS
+        if image is None:
+            raise InvalidAMIIdError(ami_id)
+        image.description = value
         return EmptyResult()
 
     AmisResponse.modify_image_attribute = modify  # type: ignore[method-assign]
