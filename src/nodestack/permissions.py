@@ -14,6 +14,7 @@ from typing import Any
 
 import jinja2
 import yaml
+from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack import names
 from nodestack.bake import registry
@@ -283,6 +284,20 @@ def check_as(caller_arn: str, iam: Any, run: str, app: str, region: str, local: 
                           f"check ({SKIP[run]})") from exc
     return scope, Verdict(principal, tuple(denied), checked=len(document["Statement"]))
 
+
+
+def require(caller_arn: str, iam: Any, run: str, app: str, region: str, local: bool,
+            other_account: str = "") -> str:
+    """check_as, for a run that must stop when the caller lacks a call: PolicyError naming what is
+    denied (or why it could not be checked); else what was found, one line for the run's output."""
+    try:
+        scope, verdict = check_as(caller_arn, iam, run, app, region, local, other_account)
+    except (BotoCoreError, ClientError) as exc:
+        raise PolicyError(f"cannot check the permissions of {caller_arn} ({run}): {exc}") from exc
+    if verdict.denied:
+        raise PolicyError(verdict.message(run, scope))
+    found = f"not checked, {verdict.unchecked}" if verdict.unchecked else f"every call of the {run} policy allowed"
+    return f"permissions of {verdict.principal}: {found}"
 
 def needed(run: str, scope: Scope) -> dict[str, Any]:
     """One document with every statement the run needs (its policy files together)."""

@@ -90,7 +90,7 @@ def test_the_deployer_bakes_deploys_rolls_out_shifts_colours_and_tears_down(clou
     env = env_as(cloud, identities.DEPLOYER)
     baked = cli("bake", "--env", "dev", env=env, timeout=1500)
     assert baked.returncode == 0, (baked.stdout + baked.stderr)[-3000:]
-    assert f"permissions of {DEPLOYER_ARN}: every call of the bake allowed" in baked.stdout
+    assert f"permissions of {DEPLOYER_ARN}: every call of the bake policy allowed" in baked.stdout
     # set by the bake once the image carries the app's tag (Packer would set it before)
     ami = admin(cloud, "ssm").get_parameter(Name="/nodeapp/dev/ami/latest")["Parameter"]["Value"]
     image = admin(cloud, "ec2").describe_images(ImageIds=[ami])["Images"][0]

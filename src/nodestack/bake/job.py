@@ -172,17 +172,10 @@ def check_bake_permissions(target: Target, apps: set[str]) -> None:
     """Every call of the bake simulated as the caller (policies/bake.yml) before a build host exists."""
     for app in sorted(apps):
         try:
-            scope, verdict = permissions.check_as(target.identity().arn, target.client("iam"), "bake", app,
-                                                  target.region, local=target.local)
+            print(permissions.require(target.identity().arn, target.client("iam"), "bake", app, target.region,
+                                      target.local), flush=True)
         except permissions.PolicyError as exc:
             raise BakeError(str(exc)) from exc
-        except (BotoCoreError, ClientError) as exc:
-            raise BakeError(f"cannot check the bake's permissions: {exc}") from exc
-        if verdict.denied:
-            raise BakeError(verdict.message("bake", scope))
-        print(f"permissions of {verdict.principal}: "
-              f"{'not checked, ' + verdict.unchecked if verdict.unchecked else 'every call of the bake allowed'}",
-              flush=True)
 
 
 def lock_path(env: str) -> Path:

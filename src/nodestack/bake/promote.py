@@ -209,17 +209,11 @@ def check_permissions(target: Target, caller_arn: str, run: str, app: str, other
     changed: run "promote" (the build account) or "promote-target" (the prod account's role, whose
     other account is the build account); PromoteError naming what is denied."""
     try:
-        scope, verdict = permissions.check_as(caller_arn, target.client("iam"), run, app, target.region, target.local,
-                                              other_account)
+        found = permissions.require(caller_arn, target.client("iam"), run, app, target.region, target.local,
+                                    other_account)
+        print(f"promote: {found}", flush=True)
     except permissions.PolicyError as exc:
         raise PromoteError(str(exc)) from exc
-    except (BotoCoreError, ClientError) as exc:
-        raise PromoteError(f"cannot check the permissions of {caller_arn} ({run}): {exc}") from exc
-    if verdict.denied:
-        raise PromoteError(verdict.message(run, scope))
-    print(f"promote: permissions of {verdict.principal}: "
-          f"{'not checked, ' + verdict.unchecked if verdict.unchecked else f'every call of the {run} policy allowed'}",
-          flush=True)
 
 
 def key_policy_allows(policy: dict[str, Any], account: str) -> bool:

@@ -185,9 +185,7 @@ def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
 def _policies(request: IAMRequestBase) -> list[simulate.SourcePolicy]:
     found = []
     for number, policy in enumerate(request._access_key.collect_policies()):
-        document = IAMPolicy(policy)._policy_json
-        found.append(simulate.SourcePolicy(f"policy{number}", None, tuple(simulate._as_list(document["Statement"])),
-                                           document.get("Version") == "2012-10-17"))
+        found.append(simulate._source_policy(f"policy{number}", None, json.dumps(IAMPolicy(policy)._policy_json)))
     return found
 
 
