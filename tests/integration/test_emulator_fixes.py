@@ -19,7 +19,8 @@ from moto.iam.access_control import IAMRequestBase
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 from nodestack.local_cloud import base_image, fix_ec2_authorization, fix_iam_enforcement, fixes, server
-from nodestack.local_cloud.instances import ami_image, podman
+from nodestack.local_cloud.ami_images import ami_image
+from nodestack.local_cloud.instances import podman
 from tests.conftest import client as _client
 from tests.conftest import endpoint_in
 
@@ -454,7 +455,8 @@ def test_target_health_is_what_the_data_plane_sees(local_cloud: server.Endpoint)
     ec2, elb = _client(local_cloud.url, "ec2"), _client(local_cloud.url, "elbv2")
     builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=builder, Name=f"health-{builder}")["ImageId"]
-    podman("tag", base_image.IMAGE, ami_image(ami))  # boots, but nothing answers on port 3000
+    image = ami_image(str(local_cloud.port), ami)
+    podman("tag", base_image.IMAGE, image)  # boots, but nothing answers on port 3000
     try:
         vpc = ec2.create_vpc(CidrBlock="10.7.0.0/16")["Vpc"]["VpcId"]
         group = elb.create_target_group(Name=f"health-{vpc[-6:]}", Protocol="HTTP", Port=3000, VpcId=vpc,
@@ -478,7 +480,7 @@ def test_target_health_is_what_the_data_plane_sees(local_cloud: server.Endpoint)
         assert state()["Reason"].startswith("Target.")
         ec2.terminate_instances(InstanceIds=[instance])
     finally:
-        podman("rmi", ami_image(ami), check=False)
+        podman("rmi", image, check=False)
 
 
 def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpoint) -> None:
@@ -487,7 +489,8 @@ def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpo
     ec2, elb, scaling = (_client(local_cloud.url, s) for s in ("ec2", "elbv2", "autoscaling"))
     builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     broken = ec2.create_image(InstanceId=builder, Name=f"broken-{builder}")["ImageId"]
-    podman("tag", base_image.IMAGE, ami_image(broken))  # boots, but nothing answers the health check
+    image = ami_image(str(local_cloud.port), broken)
+    podman("tag", base_image.IMAGE, image)  # boots, but nothing answers the health check
     try:
         vpc = ec2.create_vpc(CidrBlock="10.6.0.0/16")["Vpc"]["VpcId"]
         subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.6.{n}.0/24", AvailabilityZone=z)["Subnet"]["SubnetId"]
@@ -528,7 +531,7 @@ def test_a_refresh_whose_new_instances_fail_rolls_back(local_cloud: server.Endpo
             scaling.rollback_instance_refresh(AutoScalingGroupName="rollback")
         assert err.value.response["Error"]["Code"] == "IrreversibleInstanceRefresh"
     finally:
-        podman("rmi", ami_image(broken), check=False)
+        podman("rmi", image, check=False)
 
 
 def _nat_gateway_tag_types(url: str) -> tuple[list[str], list[dict[str, str]]]:
