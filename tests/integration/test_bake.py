@@ -18,6 +18,7 @@ import pytest
 from nodestack.bake import job, settings, validate
 from nodestack.bake.build_host import podman
 from nodestack.local_cloud import server
+from nodestack.local_cloud.ami_images import ami_image
 from tests.conftest import REPO, cli, client
 
 FIXTURES = REPO / ".state/app-fixtures"  # scripts/app-fixtures.sh: a team's repositories, tagged v1
@@ -102,7 +103,7 @@ def baked(bake_env: dict[str, str], local_cloud: server.Endpoint,
     yield {"runs": runs, "report": {env: run["entry"] for env, run in runs.items()}, "watch": watch}
     for run in runs.values():
         if run["entry"].get("ami_id"):  # type: ignore[attr-defined]
-            podman("rmi", "-f", f"localhost/nodestack-ami:{run['entry']['ami_id']}", check=False)  # type: ignore[index]
+            podman("rmi", "-f", ami_image(str(local_cloud.port), run["entry"]["ami_id"]), check=False)  # type: ignore[index]
 
 
 def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
@@ -197,14 +198,14 @@ def app_answer(container: str, timeout_s: float) -> dict[str, object] | None:
     return answer
 
 
-def test_local_images_serve_the_team_app_after_boot(baked: dict[str, object]) -> None:
+def test_local_images_serve_the_team_app_after_boot(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
     for env, run in baked["runs"].items():  # type: ignore[attr-defined]
         name = f"nodestack-test-boot-{env}"
         # the inventories read SSM at start; no instance profile here (test_data_plane reads it)
         config_unit = settings.load(env, local=True).app.config_unit
         assert config_unit, f"{env}: the inventory's app reads no configuration"
         podman("run", "-d", "--name", name, "--systemd=always", *validate.empty_configuration(config_unit),
-               f"localhost/nodestack-ami:{run['entry']['ami_id']}", "/sbin/init")
+               ami_image(str(local_cloud.port), run["entry"]["ami_id"]), "/sbin/init")
         try:
             answer = app_answer(name, 90)
             assert answer is not None, f"{env}: the app did not answer / after boot"
@@ -279,7 +280,7 @@ def test_a_second_bake_of_the_same_environment_is_refused_while_one_runs(
 
 
 def test_a_build_step_and_yarn_plug_n_play_bake_and_boot_too(baked: dict[str, object], bake_env: dict[str, str],
-                                                             tmp_path: Path) -> None:
+                                                             local_cloud: server.Endpoint, tmp_path: Path) -> None:
     """The other two fixture apps, after the tests above have read the first pair's AMIs: the
     bake's own validation boots each image and asks / (the health check)."""
     runs = bake_team_apps({"dev": "typescript", "prod": "berry"}, bake_env, tmp_path)
@@ -287,4 +288,4 @@ def test_a_build_step_and_yarn_plug_n_play_bake_and_boot_too(baked: dict[str, ob
         result, entry = run["result"], run["entry"]
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]  # type: ignore[attr-defined]
         assert entry["validation"] == "passed" and entry["promoted"], entry  # type: ignore[index]
-        podman("rmi", "-f", f"localhost/nodestack-ami:{entry['ami_id']}", check=False)  # type: ignore[index]
+        podman("rmi", "-f", ami_image(str(local_cloud.port), entry["ami_id"]), check=False)  # type: ignore[index]

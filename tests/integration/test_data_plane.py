@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from nodestack.local_cloud import server
-from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, ami_image, podman
+from nodestack.local_cloud import ami_images, server
+from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
 from tests.conftest import LOCAL_SETTINGS, cli, client, endpoint_in, env_for, using_state
 from tests.integration.test_site_playbook import playbook
 
@@ -140,12 +140,13 @@ def test_the_app_reads_its_configuration_from_ssm_at_start_and_only_it_holds_the
                             for v in versions)
     assert token not in site
     image = ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["ImageId"]
-    root = podman("image", "mount", ami_image(image)).stdout.strip()
+    local_image = ami_images.ami_image(str(cloud[0].port), image)
+    root = podman("image", "mount", local_image).stdout.strip()
     try:
         found = subprocess.run(["grep", "-rlsF", token, root], capture_output=True, text=True, timeout=300, check=False)
         assert found.returncode == 1 and not found.stdout, found.stdout
     finally:
-        podman("image", "unmount", ami_image(image), check=False)
+        podman("image", "unmount", local_image, check=False)
     # a changed parameter reaches the app at its next start
     client(env["AWS_ENDPOINT_URL"], "ssm").put_parameter(Name=f"{CONFIG}/GREETING", Value="hello again",
                                                          Type="String", Overwrite=True)
@@ -249,11 +250,14 @@ def runs(pid: int, program: bytes) -> bool:
 def test_local_down_leaves_nothing_running(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
     endpoint, state = cloud
     plane = json.loads((state / "data-plane" / "status.json").read_text())
+    images = [name for name, owner in ami_images.listed().items() if owner == str(endpoint.port)]
+    assert images, "the bake committed no image for this cloud"
     with using_state(state):
         server.down()
     label = f"label={CLOUD_LABEL}={endpoint.port}"
     assert podman("ps", "-a", "-q", "--filter", label).stdout.split() == []
     assert podman("network", "exists", f"nodestack-{endpoint.port}", check=False).returncode != 0
+    assert not [name for name in images if podman("image", "exists", name, check=False).returncode == 0]
     assert plane["haproxy_pid"] and not runs(plane["haproxy_pid"], b"haproxy")
     host, _, port = plane["dns"].partition(":")
     with pytest.raises(OSError):

@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from nodestack.local_cloud import base_image
-from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, ami_image, podman
+from nodestack.local_cloud import ami_images, base_image, server
+from nodestack.local_cloud.ami_images import ami_image
+from nodestack.local_cloud.instances import CLOUD_LABEL, INSTANCE_LABEL, podman
+from nodestack.paths import free_port
 from tests.conftest import cli, client
 
 
@@ -89,7 +94,7 @@ def test_instances_follow_the_api_and_a_crashed_cloud_is_cleaned_up(cli_env: dic
     ec2 = client(f"http://127.0.0.1:{port}", "ec2")
     builder = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     ami = ec2.create_image(InstanceId=builder, Name=f"lifecycle-{port}")["ImageId"]
-    podman("tag", base_image.IMAGE, ami_image(ami))  # an AMI with a local image (no app: systemd only)
+    podman("tag", base_image.IMAGE, ami_image(port, ami))  # an AMI with a local image (no app: systemd only)
     try:
         api_only = ec2.run_instances(ImageId="ami-785db401", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
         instance = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
@@ -114,7 +119,51 @@ def test_instances_follow_the_api_and_a_crashed_cloud_is_cleaned_up(cli_env: dic
         assert survivor in _containers(port)
         assert cli("local", "up", env=cli_env).returncode == 0  # cleans what the crash left
         assert _containers(port) == {}
+        assert not _exists(ami_image(port, ami))  # its AMI ended with the crashed endpoint
+        podman("tag", base_image.IMAGE, ami_image(port, ami))  # as if baked on the new endpoint
         assert cli("local", "down", env=cli_env).returncode == 0
         assert podman("network", "exists", f"nodestack-{port}", check=False).returncode != 0
+        assert not _exists(ami_image(port, ami))
     finally:
-        podman("rmi", ami_image(ami), check=False)
+        podman("rmi", ami_image(port, ami), check=False)
+
+
+def _exists(image: str) -> bool:
+    return podman("image", "exists", image, check=False).returncode == 0
+
+
+@pytest.fixture
+def another_cloud() -> Iterator[str]:
+    """A running local cloud as a starting one sees it: its endpoint answers the ping on loopback."""
+    class Ping(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            self.send_response(200 if self.path == server.PING_PATH else 404)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    endpoint = ThreadingHTTPServer((server.HOST, 0), Ping)
+    threading.Thread(target=endpoint.serve_forever, daemon=True).start()
+    try:
+        yield str(endpoint.server_address[1])
+    finally:
+        endpoint.shutdown()
+        endpoint.server_close()
+
+
+def test_a_starting_cloud_removes_the_images_of_clouds_that_ended(cli_env: dict[str, str], another_cloud: str) -> None:
+    """Each bake commits a 1.2 GB image for an AMI that ends with its endpoint: the images of
+    ended clouds (and of the old unnamed kind) go, a running cloud's stay."""
+    ami = f"ami-{secrets.token_hex(8)}"
+    ended, running = ami_image(str(free_port()), ami), ami_image(another_cloud, ami)
+    unnamed = f"{ami_images.REPOSITORY}:{ami}"
+    for image in (ended, running, unnamed):
+        podman("tag", base_image.IMAGE, image)
+    try:
+        assert cli("local", "up", env=cli_env).returncode == 0
+        assert (_exists(ended), _exists(unnamed), _exists(running)) == (False, False, True)
+        assert _exists(base_image.IMAGE)  # they were its tags: the image itself stays
+    finally:
+        for image in (ended, running, unnamed):
+            podman("rmi", image, check=False)

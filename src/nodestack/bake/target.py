@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from nodestack.local_cloud import server
+from nodestack.local_cloud import ami_images, server
 
 
 class BakeError(RuntimeError):
@@ -44,6 +44,11 @@ class Target:
     ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
     ssh_interface: str = "public_ip"
     caller: Caller | None = None  # as preflight asked it (identified); other credentials: None
+    cloud_id: str = ""  # the local cloud's (its port): its AMIs' images are named after it
+
+    def local_image(self, ami_id: str) -> str:
+        """The AMI's image on the local cloud, which boots its instances."""
+        return ami_images.ami_image(self.cloud_id, ami_id)
 
     def identity(self) -> Caller:
         """Who these credentials are: as preflight asked it, else asked of STS now."""
@@ -74,7 +79,7 @@ def resolve_target(local: bool) -> Target:
     endpoint = server.current()
     if endpoint is None:
         raise BakeError("the local cloud is not running: start it with `nodestack local up` (or use --target aws)")
-    return Target(True, server.DEFAULT_REGION, server.environment(endpoint.port))
+    return Target(True, server.DEFAULT_REGION, server.environment(endpoint.port), cloud_id=str(endpoint.port))
 
 
 def packer_env(target: Target) -> dict[str, str]:

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 from nodestack.bake.build_host import podman
 from nodestack.bake.settings import AppCheck
-from nodestack.local_cloud.instances import ami_image
+from nodestack.bake.target import Target
+from nodestack.local_cloud import ami_images
 from nodestack.paths import REPO_ROOT
 
 EMPTY_CONFIG = REPO_ROOT / "packer" / "tests" / "empty-config.conf"
@@ -45,10 +46,9 @@ def empty_configuration(config_unit: str) -> list[str]:
     return ["-v", f"{EMPTY_CONFIG}:/etc/systemd/system/{config_unit}.d/50-bake-check.conf:ro"] if config_unit else []
 
 
-def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float = 120) -> Outcome:
+def commit_and_boot(container: str, image: str, app: AppCheck, timeout_s: float = 120) -> Outcome:
     """Commit the build host as the AMI's local image, boot a fresh container from it, and
     wait for the health check: the app must come up on boot with nobody running anything."""
-    image = ami_image(ami_id)
     podman("commit", "--quiet", container, image, timeout=300)
     probe = f"{container}-boot"
     podman("run", "-d", "--name", probe, "--systemd=always", *empty_configuration(app.config_unit), image,
@@ -67,7 +67,9 @@ def commit_and_boot(container: str, ami_id: str, app: AppCheck, timeout_s: float
         podman("rm", "-f", "-t", "0", probe, check=False)
 
 
-def remove_local_image(ami_id: str) -> None:
-    podman("rmi", "-f", ami_image(ami_id), check=False)
+def remove_local_image(target: Target, ami_id: str) -> None:
+    """The image of an AMI deregistered (a failed validation, pruning), on the local cloud only."""
+    if target.local:
+        ami_images.remove([target.local_image(ami_id)])
 
 

@@ -31,7 +31,7 @@ from moto.ec2.models import ec2_backends
 from moto.ec2.models.instances import Instance
 from werkzeug.serving import WSGIRequestHandler
 
-from nodestack.local_cloud import alarms, cloud_init, fix_instance_refresh, imds
+from nodestack.local_cloud import alarms, ami_images, cloud_init, fix_instance_refresh, imds
 from nodestack.local_cloud.backend_lock import BACKENDS
 from nodestack.local_cloud.dns import DnsServer, LoadBalancerView
 from nodestack.local_cloud.dns_zones import moto_zones
@@ -104,6 +104,9 @@ class Controller:
         _record_reboots()
         BOARD.runs_image = self.runtime.has_image
         self.runtime.remove_all()  # what a crashed run left behind
+        swept = ami_images.remove_orphans(self.runtime.cloud_id)
+        if swept:
+            LOG.info("removed %d AMI images of local clouds no longer running", len(swept))
         self.proxy.stop()
         self.dns.start()
         self._thread.start()

@@ -21,8 +21,7 @@ from werkzeug.serving import run_simple
 from nodestack.local_cloud import fixes
 from nodestack.local_cloud.backend_lock import serialized
 from nodestack.local_cloud.request_log import RequestLog, WsgiApp
-
-PING_PATH = "/_nodestack/ping"
+from nodestack.local_cloud.server import PING_PATH
 
 
 def with_ping(app: WsgiApp) -> WsgiApp:

@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from nodestack.local_cloud import cloud_init
+from nodestack.local_cloud import ami_images, cloud_init
 from nodestack.paths import podman_env
 
-AMI_IMAGE = "localhost/nodestack-ami"  # the bake commits localhost/nodestack-ami:<ami-id>
 INSTANCE_LABEL = "io.nodestack.instance-id"
 CLOUD_LABEL = "io.nodestack.cloud"
 IMAGE_RECHECK_SECONDS = 30.0
@@ -29,10 +28,6 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     if check and result.returncode != 0:
         raise PodmanError(f"podman {' '.join(args[:2])} failed: {result.stderr.strip()[-400:]}")
     return result
-
-
-def ami_image(ami_id: str) -> str:
-    return f"{AMI_IMAGE}:{ami_id}"
 
 
 @dataclass(frozen=True)
@@ -52,6 +47,10 @@ class InstanceRuntime:
         self.seeds = seeds
         self._images: dict[str, tuple[bool, float]] = {}
 
+    def image(self, ami_id: str) -> str:
+        """The AMI's local image, committed by the bake (ami_images)."""
+        return ami_images.ami_image(self.cloud_id, ami_id)
+
     def container_name(self, instance_id: str) -> str:
         return f"nodestack-{self.cloud_id}-{instance_id}"
 
@@ -61,7 +60,7 @@ class InstanceRuntime:
         known = self._images.get(ami_id)
         if known and (known[0] or time.monotonic() - known[1] < IMAGE_RECHECK_SECONDS):
             return known[0]
-        exists = podman("image", "exists", ami_image(ami_id), check=False).returncode == 0
+        exists = podman("image", "exists", self.image(ami_id), check=False).returncode == 0
         self._images[ami_id] = (exists, time.monotonic())
         return exists
 
@@ -107,7 +106,7 @@ class InstanceRuntime:
                "--network", self.network, "--systemd=always",
                "--label", f"{CLOUD_LABEL}={self.cloud_id}", "--label", f"{INSTANCE_LABEL}={meta.instance_id}",
                "-v", f"{seed}:{cloud_init.SEED_MOUNT}:ro", *volumes,
-               ami_image(ami_id), "/sbin/init")
+               self.image(ami_id), "/sbin/init")
 
     def stop(self, instance_id: str) -> None:
         podman("stop", "-t", "10", self.container_name(instance_id), check=False)
@@ -127,10 +126,12 @@ class InstanceRuntime:
             seed.rmdir()
 
     def remove_all(self) -> None:
-        """Every container and the network of this cloud (also what a crashed run left)."""
+        """Every container, the network and the AMI images of this cloud (also what a crashed
+        run left): its AMIs end with its endpoint."""
         listed = podman("ps", "-aq", "--filter", f"label={CLOUD_LABEL}={self.cloud_id}", check=False)
         ids = listed.stdout.split()
         if ids:
             podman("rm", "-f", "-t", "5", *ids, check=False)
         if podman("network", "exists", self.network, check=False).returncode == 0:
             podman("network", "rm", "-f", self.network, check=False)
+        ami_images.remove_cloud_images(self.cloud_id)

@@ -21,6 +21,7 @@ from nodestack.paths import containers_conf, free_port, state_dir
 DEFAULT_PORT = 5055
 DEFAULT_REGION = "us-east-1"
 HOST = "127.0.0.1"
+PING_PATH = "/_nodestack/ping"  # answered at once by the endpoint (endpoint.with_ping)
 _MARKER = "nodestack.local_cloud.endpoint"
 
 
@@ -113,7 +114,7 @@ def _port_free(port: int) -> bool:
 
 def answers(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{url}/_nodestack/ping", timeout=timeout) as resp:
+        with urllib.request.urlopen(f"{url}{PING_PATH}", timeout=timeout) as resp:
             return resp.status == 200
     except (urllib.error.URLError, OSError):
         return False
