@@ -287,7 +287,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 registry.describe(ec2, artifact.ami_id, env_settings.app_name, env, env_settings.app_revision,
                                   result.nodejs_version or env_settings.nodejs_version)
                 if container:
-                    outcome = validate.commit_and_boot(container, artifact.ami_id, env_settings.app)
+                    outcome = validate.commit_and_boot(container, target.local_image(artifact.ami_id), env_settings.app)
                 if outcome.ok and not guard.enforced():
                     outcome = validate.Outcome(False, "IMDSv2 was not required on the build instance")
                 if outcome.ok and not registry.require_imds_v2(ec2, artifact.ami_id):
@@ -296,7 +296,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
             result.validation = "passed" if outcome.ok else "failed"
             if not outcome.ok:
                 registry.mark_failed(ec2, artifact.ami_id, outcome.detail.strip().splitlines()[-1])
-                validate.remove_local_image(artifact.ami_id)
+                validate.remove_local_image(target, artifact.ami_id)
                 raise BakeError(f"validation failed; {artifact.ami_id} deregistered, not promoted:\n{outcome.detail}")
             interrupt.check("promotion")  # the AMI stays unvalidated: the next bake's pruning removes it
             lock.require(f"promoting {artifact.ami_id} (nothing promoted)")
@@ -308,7 +308,7 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 lock.require("pruning (nothing pruned)")
                 registry.apply_prune(ec2, plan)
                 for ami_id in plan.remove:
-                    validate.remove_local_image(ami_id)
+                    validate.remove_local_image(target, ami_id)
             result.pruned = plan.remove
             phase("prune", began)
     except (BakeError, BuildHostError, packer_build.PackerError, BotoCoreError, ClientError,
@@ -435,7 +435,7 @@ def prune(args: argparse.Namespace) -> int:
                     lock.require("pruning (nothing pruned)")
                     registry.apply_prune(ec2, plan)
                     for ami_id in plan.remove:
-                        validate.remove_local_image(ami_id)
+                        validate.remove_local_image(target, ami_id)
             verb = "would remove" if args.dry_run else "removed"
             shared = ", ".join(f"{ami} (shared with {whom})" for ami, whom in plan.shared.items())
             print(f"{env}: keep {', '.join(plan.keep) or '-'}; in use {', '.join(plan.in_use) or '-'}; "
