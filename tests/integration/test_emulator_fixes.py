@@ -18,7 +18,16 @@ from moto.core import set_initial_no_auth_action_count
 from moto.iam.access_control import IAMRequestBase
 from moto.ssm.responses import SimpleSystemManagerResponse
 
-from nodestack.local_cloud import base_image, fix_ec2_authorization, fix_iam_enforcement, fixes, server
+from nodestack import names, permissions
+from nodestack.local_cloud import (
+    base_image,
+    fix_asg_launch_authorization,
+    fix_ec2_authorization,
+    fix_iam_enforcement,
+    fixes,
+    identities,
+    server,
+)
 from nodestack.local_cloud.ami_images import ami_image
 from nodestack.local_cloud.instances import podman
 from tests.conftest import client as _client
@@ -823,3 +832,114 @@ def test_ec2_calls_are_authorised_per_resource_with_tag_conditions() -> None:
     assert _ec2_as_scoped_user(calls) == want
     # tags given at creation are authorised as ec2:CreateTags too
     assert dict(_ec2_as_scoped_user(calls[:1], tag_on_create=False)) == {"create tagged": denied}
+
+
+def _launch_template(ec2: Any, name: str, app: str | None, sg: str, profile: str, instance_app: str) -> None:
+    """A template as roles/stack_compute makes it: the app's security group and instance profile,
+    its instances and volumes tagged App=instance_app at launch; the template itself tagged
+    App=app (untagged for None)."""
+    ec2.create_launch_template(LaunchTemplateName=name, LaunchTemplateData={
+        "ImageId": "ami-785db401", "InstanceType": "t3.micro", "SecurityGroupIds": [sg],
+        "IamInstanceProfile": {"Name": profile},
+        "BlockDeviceMappings": [{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        "TagSpecifications": [{"ResourceType": kind, "Tags": [{"Key": "App", "Value": instance_app}]}
+                              for kind in ("instance", "volume")]},
+        TagSpecifications=[] if app is None else [
+            {"ResourceType": "launch-template", "Tags": [{"Key": "App", "Value": app}]}])
+
+
+def _groups_as_deployer(without: str | None = None) -> dict[str, str]:
+    """As a user holding the stack deployer's policies as the local cloud enforces them (less the
+    statement `without`), IAM enforced: create or update a group with launch templates of the
+    app, of another app, untagged, and one whose instances would carry another app's tag. The
+    network and templates are an administrator's. Returns case -> allowed or 'code: message'."""
+    scope = identities.local_scope("us-east-1")
+    app = [{"Key": "App", "Value": "nodeapp"}]
+
+    @set_initial_no_auth_action_count(3)  # the administrator, its policy and its key
+    def run() -> dict[str, str]:
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(UserName="admin", PolicyName="all", PolicyDocument=_policy(
+            {"Effect": "Allow", "Action": "*", "Resource": "*"}))
+
+        def as_user(key: dict[str, str], service: str) -> Any:
+            return boto3.client(service, region_name="us-east-1", aws_access_key_id=key["AccessKeyId"],
+                                aws_secret_access_key=key["SecretAccessKey"])
+
+        admin_key = iam.create_access_key(UserName="admin")["AccessKey"]
+        admin_iam, ec2 = as_user(admin_key, "iam"), as_user(admin_key, "ec2")
+        admin_iam.create_user(UserName="deployer")
+        for kind in ("stack-network", "stack", "verify"):
+            document = permissions.for_emulator(permissions.render(kind, scope))
+            document["Statement"] = [s for s in document["Statement"] if s.get("Sid") != without]
+            arn = admin_iam.create_policy(PolicyName=kind, PolicyDocument=json.dumps(document))["Policy"]["Arn"]
+            admin_iam.attach_user_policy(UserName="deployer", PolicyArn=arn)
+        trust = _policy({"Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"})
+        role = admin_iam.create_role(Path=names.iam_path(), RoleName="nodeapp-dev-app", AssumeRolePolicyDocument=trust)
+        admin_iam.create_instance_profile(Path=names.iam_path(), InstanceProfileName="nodeapp-dev-app")
+        admin_iam.add_role_to_instance_profile(InstanceProfileName="nodeapp-dev-app",
+                                               RoleName=role["Role"]["RoleName"])
+        vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        subnets = {who: ec2.create_subnet(VpcId=vpc, CidrBlock=cidr, TagSpecifications=[
+            {"ResourceType": "subnet", "Tags": [{"Key": "App", "Value": who}]}])["Subnet"]["SubnetId"]
+            for who, cidr in (("nodeapp", "10.0.1.0/24"), ("shop", "10.0.2.0/24"))}
+        sg = ec2.create_security_group(GroupName="app", Description="app", VpcId=vpc, TagSpecifications=[
+            {"ResourceType": "security-group", "Tags": app}])["GroupId"]
+        for name, owner, instance_app in (("nodeapp-dev", "nodeapp", "nodeapp"), ("shop-dev", "shop", "nodeapp"),
+                                          ("nobodys", None, "nodeapp"), ("nodeapp-as-shop", "nodeapp", "shop")):
+            _launch_template(ec2, name, owner, sg, "nodeapp-dev-app", instance_app)
+        asg = as_user(admin_iam.create_access_key(UserName="deployer")["AccessKey"], "autoscaling")
+
+        def group(name: str, template: dict[str, Any], subnet: str = subnets["nodeapp"]) -> None:
+            asg.create_auto_scaling_group(AutoScalingGroupName=name, MinSize=0, MaxSize=0, VPCZoneIdentifier=subnet,
+                                          **template)
+
+        def named(template: str, version: str = "$Default") -> dict[str, Any]:
+            return {"LaunchTemplate": {"LaunchTemplateName": template, "Version": version}}
+
+        cases: dict[str, Callable[[], Any]] = {
+            "app's": lambda: group("nodeapp-dev-a", named("nodeapp-dev")),
+            "another app's": lambda: group("nodeapp-dev-b", named("shop-dev")),
+            "untagged": lambda: group("nodeapp-dev-c", named("nobodys", "1")),
+            "instances of another app": lambda: group("nodeapp-dev-d", named("nodeapp-as-shop")),
+            "into another app's subnet": lambda: group("nodeapp-dev-e", named("nodeapp-dev"), subnets["shop"]),
+            "mixed, an override another app's": lambda: group("nodeapp-dev-f", {"MixedInstancesPolicy": {
+                "LaunchTemplate": {"LaunchTemplateSpecification": {"LaunchTemplateName": "nodeapp-dev"},
+                                   "Overrides": [{"InstanceType": "t3.small", "LaunchTemplateSpecification": {
+                                       "LaunchTemplateName": "shop-dev"}}]}}}),
+            "update to another app's": lambda: asg.update_auto_scaling_group(
+                AutoScalingGroupName="nodeapp-dev-a", **named("shop-dev", "$Latest")),
+            "update of sizes only": lambda: asg.update_auto_scaling_group(AutoScalingGroupName="nodeapp-dev-a",
+                                                                           MaxSize=1),
+        }
+        outcomes = {}
+        for case, call in cases.items():
+            try:
+                call()
+                outcomes[case] = "allowed"
+            except ClientError as exc:
+                error = exc.response["Error"]
+                outcomes[case] = f"{exc.response['ResponseMetadata']['HTTPStatusCode']} {error['Code']}: " \
+                                 f"{error['Message']}"
+        return outcomes
+
+    with mock_aws():
+        return run()
+
+
+@pytest.mark.usefixtures("enforced")
+def test_a_group_may_use_only_launch_templates_its_caller_may_launch_from() -> None:
+    def refused(template: str) -> str:
+        return f"403 AccessDenied: You are not authorized to use launch template: {template}"
+
+    assert set(_groups_as_deployer().values()) == {"allowed"}  # moto: the group's own action only
+    fix_asg_launch_authorization.apply()
+    assert _groups_as_deployer() == {
+        "app's": "allowed", "another app's": refused("shop-dev"), "untagged": refused("nobodys"),
+        "instances of another app": refused("nodeapp-as-shop"), "into another app's subnet": refused("nodeapp-dev"),
+        "mixed, an override another app's": refused("shop-dev"), "update to another app's": refused("shop-dev"),
+        "update of sizes only": "allowed"}
+    # tags at launch are authorised as ec2:CreateTags, the instance profile's role as iam:PassRole
+    for statement in ("TagAtLaunch", "PassInstanceRoleToEc2", "LaunchFromTemplates"):
+        assert _groups_as_deployer(without=statement)["app's"] == refused("nodeapp-dev"), statement

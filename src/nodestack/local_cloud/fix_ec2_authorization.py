@@ -59,6 +59,7 @@ CREATES = {
 }
 _GLOBAL_TYPES = ("image", "snapshot")  # their ARNs name no account: arn:aws:ec2:<region>::image/ami-...
 _PARAMETER = re.compile(r"^(?:NetworkInterface\.\d+\.|LaunchTemplate\.)?([A-Za-z]+?)(?:\.\d+)?$")
+Authorisation = tuple[str, str, dict[str, list[str]]]  # (action, resource ARN, context)
 
 
 class UnauthorizedOperation(_RESTError):
@@ -150,7 +151,7 @@ def _tag_keys(tags: dict[str, str], prefix: str) -> dict[str, list[str]]:
 
 
 def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
-                   account: str) -> list[tuple[str, str, dict[str, list[str]]]]:
+                   account: str) -> list[Authorisation]:
     """(action, resource ARN, context) of each authorisation AWS makes for the request. A created
     resource's request tags are those of its type's TagSpecification; an existing resource has
     request tags only in CreateTags and DeleteTags (the tags they apply to it)."""
@@ -168,7 +169,7 @@ def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
 
     tags = request_tags(data)
     applied = tags.get("", {})
-    checks: list[tuple[str, str, dict[str, list[str]]]] = []
+    checks: list[Authorisation] = []
     for kind, name in dict.fromkeys(_existing(backend, data, action)):
         own = _resource_tags(backend, kind, name)
         context = requested(applied, "" in tags) | _tag_keys(own, "ec2:ResourceTag") | _tag_keys(own, "aws:ResourceTag")
@@ -182,11 +183,17 @@ def authorisations(backend: Any, action: str, data: dict[str, Any], region: str,
     return checks or [(f"ec2:{action}", "*", requested(applied, "" in tags))]
 
 
-def _policies(request: IAMRequestBase) -> list[simulate.SourcePolicy]:
+def caller_policies(request: IAMRequestBase) -> list[simulate.SourcePolicy]:
+    """The identity policies of the request's caller, read as the simulator reads them."""
     found = []
     for number, policy in enumerate(request._access_key.collect_policies()):
         found.append(simulate._source_policy(f"policy{number}", None, json.dumps(IAMPolicy(policy)._policy_json)))
     return found
+
+
+def first_refused(policies: list[simulate.SourcePolicy], checks: list[Authorisation]) -> Authorisation | None:
+    """The first of checks that the policies do not allow, None when they allow every one."""
+    return next((c for c in checks if simulate._decide(policies, *c).decision != "allowed"), None)
 
 
 def apply() -> None:
@@ -198,12 +205,13 @@ def apply() -> None:
             return
         action = self._action.split(":", 1)[1]
         backend = ec2_backends[self.account_id][self._region]
-        policies = _policies(self)
-        for name, arn, context in authorisations(backend, action, self._data, self._region, self.account_id):
-            if simulate._decide(policies, name, arn, context).decision != "allowed":
-                raise UnauthorizedOperation(
-                    f"You are not authorized to perform this operation. User: {self._access_key.arn} is not "
-                    f"authorized to perform: {name} on resource: {arn} with context "
-                    f"{json.dumps({k: v for k, v in context.items() if k != 'aws:requestedregion'})}")
+        refused = first_refused(caller_policies(self),
+                                authorisations(backend, action, self._data, self._region, self.account_id))
+        if refused is not None:
+            name, arn, context = refused
+            raise UnauthorizedOperation(
+                f"You are not authorized to perform this operation. User: {self._access_key.arn} is not "
+                f"authorized to perform: {name} on resource: {arn} with context "
+                f"{json.dumps({k: v for k, v in context.items() if k != 'aws:requestedregion'})}")
 
     IAMRequestBase.check_action_permitted = check  # type: ignore[method-assign]

@@ -24,6 +24,7 @@ from moto.sns.models import Topic
 
 from nodestack.local_cloud import (
     fix_alb_default_attributes,
+    fix_asg_launch_authorization,
     fix_asg_placement,
     fix_ec2_authorization,
     fix_iam_enforcement,
@@ -177,6 +178,9 @@ FIXES: tuple[Fix, ...] = (
         fix_iam_enforcement.apply_query_signature),
     Fix("iam-ec2-resources", "with IAM enforced, an EC2 call is authorised per resource with its tags and the "
         "request's tags as condition keys", fix_ec2_authorization.apply),
+    Fix("iam-autoscaling-launch-template", "with IAM enforced, a group created or updated with a launch template "
+        "needs its caller's permission to launch from it (ec2:RunInstances, ec2:CreateTags, iam:PassRole)",
+        fix_asg_launch_authorization.apply),
     Fix("iam-ssm-parameter-resource", "with IAM enforced, SSM parameter calls are authorised against the "
         "parameter's ARN", fix_iam_enforcement.apply_ssm_parameter_resource),
     Fix("sns-subscription-counts", "GetTopicAttributes counts the topic's confirmed and pending subscriptions",
