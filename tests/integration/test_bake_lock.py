@@ -19,8 +19,7 @@ from typing import Any
 import pytest
 
 from nodestack import names, ssm_lock
-from nodestack.bake import validate
-from nodestack.local_cloud import request_log, server
+from nodestack.local_cloud import ami_images, request_log, server
 from tests.conftest import REPO, cli, client, env_for
 
 LOCK = names.bake_lock_parameter("nodeapp", "dev")  # the local inventory's app, baked for dev
@@ -122,7 +121,7 @@ def test_an_expired_lock_is_taken_over_and_the_bake_leaves_none(env: dict[str, s
     result = cli("bake", "--env", "dev", "--report", str(report), env=env, timeout=1200)
     ami = json.loads(report.read_text())["results"][0]["ami_id"] if report.is_file() else ""
     if ami:
-        validate.remove_local_image(ami)  # the image the bake committed
+        ami_images.remove([ami_images.ami_image(str(local_cloud.port), ami)])  # the image the bake committed
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     assert (f"[dev] taking over the bake's lock {LOCK} from {expired['holder']} (runner@ci-runner-7, process 4242, "
             f"run bake-dev-elsewhere) since {expired['since']}, until {expired['until']}: expired at "
