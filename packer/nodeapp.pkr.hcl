@@ -75,12 +75,15 @@ variable "build_known_hosts" {
   description = "known_hosts file of the build host: the job fills it (local mode), else it is read from the instance's console output first."
 }
 
-variable "build_ssh_cidrs" {
-  type        = list(string)
-  description = "Networks Packer's temporary security group lets reach SSH: the runner's address (Packer's own default is 0.0.0.0/0)."
+# Packer 1.6.6 cannot tag a security group it makes, and opens SSH to 0.0.0.0/0 unless told
+# otherwise: the build instance goes only into the bake's own group (nodestack.bake.build_group),
+# made tagged with the app and the run, SSH from the runner's network only, deleted after the build.
+variable "security_group_id" {
+  type        = string
+  description = "The bake's security group of the build instance: with it Packer makes none of its own."
   validation {
-    condition     = length(var.build_ssh_cidrs) > 0 && ! contains(var.build_ssh_cidrs, "0.0.0.0/0") && ! contains(var.build_ssh_cidrs, "::/0")
-    error_message = "The build_ssh_cidrs value must name the runner's network, never 0.0.0.0/0 or ::/0."
+    condition     = substr(var.security_group_id, 0, 3) == "sg-" && length(var.security_group_id) > 3
+    error_message = "The security_group_id value must be the bake's group (sg-...): Packer's own would be untagged."
   }
 }
 
@@ -97,7 +100,7 @@ variable "ssh_interface" {
 variable "subnet_id" {
   type        = string
   default     = ""
-  description = "Subnet of the build instance; empty: the default VPC's."
+  description = "Subnet of the build instance; empty: the default VPC's. Set it in packer/vars/<env>.pkrvars.hcl (a quoted id): the bake reads it there to make the build's security group in its VPC."
 }
 
 variable "ssh_port" {
@@ -284,8 +287,8 @@ source "amazon-ebs" "app" {
   }
 
   subnet_id = var.subnet_id
-  # SSH to the build host from the runner's network only (Packer's default: 0.0.0.0/0).
-  temporary_security_group_source_cidrs = var.build_ssh_cidrs
+  # the bake's group, in the subnet's VPC (else the default VPC), SSH from the runner's network only
+  security_group_id = var.security_group_id
 
   communicator         = "ssh"
   ssh_interface        = var.ssh_interface

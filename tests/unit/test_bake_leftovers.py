@@ -1,5 +1,5 @@
 """What a killed bake leaves is removed by the environment's next bake, and nothing else: the
-run's build instance (terminated and waited for before its security group goes), Packer's
+run's build instance (terminated and waited for before its security group goes), the bake's
 security group of it, its key pair, its build container and boot probe, its key files. A
 resource is the next bake's only with this project's, app's and environment's tags and a run
 that is provably over: past its expiry, or on this machine under a lock nobody holds."""
@@ -18,7 +18,7 @@ from typing import Any
 import boto3
 import pytest
 
-from nodestack.bake import job, leftovers, packer_build, run_owner, settings
+from nodestack.bake import build_group, job, leftovers, packer_build, run_owner, settings
 from nodestack.bake.build_host import podman
 from nodestack.bake.run_owner import RunOwner, run_is_over
 from nodestack.bake.target import Target, packer_env
@@ -54,9 +54,9 @@ def test_a_run_is_over_past_its_expiry_or_when_nobody_holds_its_lock(tmp_path: P
 
 
 def _packer_instance(ec2: Any, tags: dict[str, str]) -> tuple[str, str]:
-    """A build instance as Packer 1.6.6 launches one: its own security group, run_tags."""
-    group = ec2.create_security_group(GroupName=f"packer_{tags.get('BakeRun', 'x')}",
-                                      Description=leftovers.PACKER_GROUP_DESCRIPTION)["GroupId"]
+    """A build instance as Packer 1.6.6 launches one (run_tags) into the bake's security group."""
+    group = build_group.create(ec2, tags.get("BakeRun", "x"), build_group.build_vpc(ec2, ""), ["127.0.0.1/32"],
+                               [{"Key": k, "Value": v} for k, v in tags.items()])
     instance = ec2.run_instances(ImageId=SOURCE_AMI, MinCount=1, MaxCount=1, SecurityGroupIds=[group],
                                  TagSpecifications=[{"ResourceType": "instance", "Tags": [
                                      {"Key": k, "Value": v} for k, v in tags.items()]}])["Instances"][0]
@@ -89,11 +89,10 @@ def test_the_sweep_removes_an_ended_runs_instance_group_and_key_pair_and_nothing
         _packer_instance(ec2, tags)
         _key_pair(ec2, name.replace(" ", "-"), tags, tmp_path)
     instance, group = _packer_instance(ec2, killed.tags())
-    # Packer cannot tag its group: the killed run's guard did (claim_security_groups)
-    leftovers.claim_security_groups(ec2, ec2.describe_instances(InstanceIds=[instance])["Reservations"][0][
-        "Instances"][0], killed.tag_list())
-    user_group = ec2.create_security_group(GroupName="team-ssh", Description="the team's")["GroupId"]
-    ec2.create_tags(Resources=[user_group], Tags=killed.tag_list())  # tagged, but not Packer's: never deleted
+    # tagged as the run's, but not the bake's (another name or description): never deleted
+    for name, description in (("team-ssh", build_group.GROUP_DESCRIPTION), (killed.run + "-ssh", "the team's")):
+        ec2.create_security_group(GroupName=name, Description=description,
+                                  TagSpecifications=[{"ResourceType": "security-group", "Tags": killed.tag_list()}])
     _key_pair(ec2, killed.run, killed.tags(), tmp_path)
     calls: list[str] = []
     ec2.meta.events.register("before-call.ec2.*", lambda model, **_: calls.append(model.name))
@@ -102,7 +101,7 @@ def test_the_sweep_removes_an_ended_runs_instance_group_and_key_pair_and_nothing
     lock.close()
 
     assert sweep.failed == []
-    assert sweep.removed == [f"instance {instance} ({killed.run})", f"security group {group} (packer_{killed.run})",
+    assert sweep.removed == [f"instance {instance} ({killed.run})", f"security group {group} ({killed.run})",
                              f"key pair {killed.run}"]
     assert ec2.describe_instances(InstanceIds=[instance])["Reservations"][0]["Instances"][0]["State"]["Name"] == \
         "terminated"
@@ -112,20 +111,9 @@ def test_the_sweep_removes_an_ended_runs_instance_group_and_key_pair_and_nothing
     states = [i["State"]["Name"] for r in ec2.describe_instances()["Reservations"] for i in r["Instances"]]
     assert states.count("running") == len(kept)
     assert {g["GroupName"] for g in ec2.describe_security_groups()["SecurityGroups"]} >= {
-        "team-ssh", "packer_" + running.run, "packer_r3", "packer_r4"}
+        "team-ssh", killed.run + "-ssh", running.run, "r3", "r4", "x"}
     assert {p["KeyName"] for p in ec2.describe_key_pairs()["KeyPairs"]} == {"running", "other-app", "other-env",
                                                                            "no-run"}
-
-
-@pytest.mark.usefixtures("moto_in_process")
-def test_only_packers_own_group_of_the_build_instance_is_claimed() -> None:
-    ec2 = boto3.client("ec2", region_name="us-east-1")
-    packers = ec2.create_security_group(GroupName="packer_1", Description=leftovers.PACKER_GROUP_DESCRIPTION)
-    named = ec2.create_security_group(GroupName="build-ssh", Description="named in a template")
-    instance = {"SecurityGroups": [{"GroupId": packers["GroupId"]}, {"GroupId": named["GroupId"]}]}
-    leftovers.claim_security_groups(ec2, instance, [{"Key": "BakeRun", "Value": "r1"}])
-    tagged = {g["GroupName"]: g.get("Tags", []) for g in ec2.describe_security_groups()["SecurityGroups"]}
-    assert tagged["packer_1"] == [{"Key": "BakeRun", "Value": "r1"}] and tagged["build-ssh"] == []
 
 
 def _container(name: str, tags: dict[str, str]) -> dict[str, Any]:
@@ -197,7 +185,8 @@ def test_the_template_takes_the_runs_tags() -> None:
     variables = job.packer_variables(target, pinned, Path("/nonexistent"), "20300101000000")
     variables.update(owner(Path("/nonexistent"), "nodestack-bake-dev-1").packer_variables())
     assert set(variables) >= {"bake_run", "bake_host", "bake_expires"}
-    packer_build.validate(job.REPO_ROOT / "packer" / "vars" / "dev.pkrvars.hcl", variables, packer_env(target))
+    packer_build.validate(settings.var_file("dev"), {**variables, "security_group_id": job.PREFLIGHT_GROUP},
+                          packer_env(target))
 
 
 def test_the_run_tags_name_the_project_app_and_environment(tmp_path: Path) -> None:
@@ -216,7 +205,6 @@ def test_the_next_bake_sweeps_under_its_lock_and_says_what_it_removed(
     # yesterday's killed run of dev, from this state directory (its lock is the next bake's)
     killed = owner(tmp_path / "bake", "nodestack-bake-dev-20300101000000-aaaaaa")
     instance, group = _packer_instance(ec2, killed.tags())
-    leftovers.claim_security_groups(ec2, {"SecurityGroups": [{"GroupId": group}]}, killed.tag_list())
 
     def stop_after_the_sweep(*args: Any) -> dict[str, str]:
         raise job.BakeError("stopped here by the test")
@@ -226,6 +214,6 @@ def test_the_next_bake_sweeps_under_its_lock_and_says_what_it_removed(
     result = job.bake_env(Target(False, "us-east-1", {}), env_settings, 5, False, 1800)  # type: ignore[arg-type]
     assert result.error == "stopped here by the test"
     assert result.leftovers_removed == [f"instance {instance} ({killed.run})",
-                                        f"security group {group} (packer_{killed.run})"]
+                                        f"security group {group} ({killed.run})"]
     assert f"[dev] removed what earlier bakes of dev left: instance {instance} ({killed.run}); security group " \
         in capsys.readouterr().out

@@ -89,10 +89,11 @@ def git(*args: str, cwd: Path) -> None:
 
 @pytest.fixture
 def repo_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A copy of the repository's inventories (the roles linked) as settings' REPO_ROOT."""
+    """A copy of the repository's inventories (the roles and Packer's variables linked) as settings' REPO_ROOT."""
     root = tmp_path / "nodestack"
     shutil.copytree(REPO_ROOT / "inventories", root / "inventories")
     (root / "roles").symlink_to(REPO_ROOT / "roles")
+    (root / "packer").symlink_to(REPO_ROOT / "packer")
     monkeypatch.setattr(settings, "REPO_ROOT", root)
     monkeypatch.setattr(app_source, "REPO_ROOT", root)
     monkeypatch.delenv(VAULT_PASSWORD_ENV, raising=False)

@@ -296,7 +296,7 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
         ("ec2:DeleteKeyPair", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:key-pair/k", ours, "allowed"),
         ("ec2:RunInstances", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
-        # what Packer 1.6.6 makes untagged is claimed for the app; another app's is not
+        # the image and snapshot Packer 1.6.6 makes untagged are claimed for the app; another app's are not
         ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp"}, "allowed"),
         ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp", **theirs}, "implicitDeny"),
         ("ec2:CreateTags", image, {**ours, "aws:TagKeys": "validated"}, "allowed"),
@@ -307,8 +307,27 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
         ("ec2:ModifyImageAttribute", image, {**ours, "ec2:Add/group": "all"}, "implicitDeny"),  # public
         ("ec2:ModifyImageAttribute", image, {**ours, "ec2:Add/userId": "999988887777"}, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
+        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", None, "implicitDeny"),  # only into its own group
+        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", ours, "allowed"),
         ("ec2:RunInstances", f"{ec2}:subnet/subnet-1", None, "allowed"),  # the account's own VPC
+        # the build's group: created tagged for the app in a VPC of the account's or the app's,
+        # opened and deleted while it carries the tag; an untagged group is never created, opened,
+        # claimed or deleted
+        ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", None, "implicitDeny"),
+        ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", {"aws:RequestTag/App": "otherapp"}, "implicitDeny"),
+        ("ec2:CreateSecurityGroup", f"{ec2}:vpc/vpc-1", None, "allowed"),
+        ("ec2:CreateSecurityGroup", f"{ec2}:vpc/vpc-1", ours, "allowed"),
+        ("ec2:CreateSecurityGroup", f"{ec2}:vpc/vpc-1", theirs, "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/*",
+         {"ec2:CreateAction": "CreateSecurityGroup", "aws:RequestTag/App": "nodeapp"}, "allowed"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", ours, "allowed"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
         ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"aws:RequestTag/App": "nodeapp"}, "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"aws:RequestTag/App": "nodeapp", "aws:TagKeys": "App"},
+         "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {**ours, "aws:TagKeys": "Name"}, "allowed"),
         ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
         ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", ours, "allowed"),
     ]

@@ -59,15 +59,16 @@ def _packer_validate(tmp_path: Path, **extra: str) -> subprocess.CompletedProces
                           capture_output=True, text=True, timeout=120, check=False)
 
 
-@pytest.mark.parametrize("cidrs", ['["0.0.0.0/0"]', '[]', '["::/0", "203.0.113.7/32"]'])
-def test_packer_refuses_ssh_open_to_the_world(tmp_path: Path, cidrs: str) -> None:
-    result = _packer_validate(tmp_path, build_ssh_cidrs=cidrs)
+@pytest.mark.parametrize("group", ["", "packer_temporary"])
+def test_packer_launches_only_into_the_bakes_group(tmp_path: Path, group: str) -> None:
+    """Without the bake's group Packer would make its own: untagged, and open to 0.0.0.0/0 by default."""
+    result = _packer_validate(tmp_path, security_group_id=group)
     assert (result.returncode != 0
-            and "build_ssh_cidrs value must name the runner's network" in result.stdout + result.stderr)
+            and "security_group_id value must be the bake's group" in result.stdout + result.stderr)
 
 
-def test_packer_accepts_the_runners_address(tmp_path: Path) -> None:
-    result = _packer_validate(tmp_path, build_ssh_cidrs='["203.0.113.7/32"]')
+def test_packer_accepts_the_bakes_group(tmp_path: Path) -> None:
+    result = _packer_validate(tmp_path, security_group_id="sg-0123456789abcdef0")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -4,7 +4,6 @@ setting for it, and the instance must never answer IMDSv1 while the deploy key i
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,13 +12,11 @@ from nodestack.bake.run_owner import TAG_RUN
 
 
 class ImdsGuard(threading.Thread):
-    """Requires IMDSv2 on the build instance as soon as it appears (Packer 1.6.6 cannot), then
-    calls on_found(instance) (the job tags Packer's security group of the instance with it)."""
+    """Requires IMDSv2 on the build instance as soon as it appears (Packer 1.6.6 cannot)."""
 
-    def __init__(self, ec2: Any, ami_name: str,
-                 on_found: Callable[[dict[str, Any]], None] = lambda instance: None, run: str = "") -> None:
+    def __init__(self, ec2: Any, ami_name: str, run: str = "") -> None:
         super().__init__(daemon=True)
-        self.ec2, self.run_name, self.on_found = ec2, f"packer-build-{ami_name}", on_found
+        self.ec2, self.run_name = ec2, f"packer-build-{ami_name}"
         # the run's own tag (run_owner): two machines' bakes of an environment may share a second
         self.run_filter = [{"Name": f"tag:{TAG_RUN}", "Values": [run]}] if run else []
         self.instance_id = ""
@@ -36,7 +33,6 @@ class ImdsGuard(threading.Thread):
                     self.ec2.modify_instance_metadata_options(InstanceId=instance["InstanceId"],
                                                               HttpTokens="required", HttpEndpoint="enabled")
                     self.instance_id = instance["InstanceId"]
-                    self.on_found(instance)
                     return
             except (BotoCoreError, ClientError):
                 continue

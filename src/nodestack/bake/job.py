@@ -7,7 +7,6 @@ preflight refused, 1 if any environment failed, 128 + the signal if stopped by S
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import secrets
 import shutil
@@ -27,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack import names, permissions
 from nodestack.bake import (
+    build_group,
     interrupt,
     leftovers,
     notify,
@@ -60,6 +60,8 @@ DEFAULT_KEEP = 5
 DEFAULT_TIMEOUT_S = 1800
 # With nodejs_version auto, where the image checks write the version the app runs (in the workdir).
 NODE_VERSION_REPORT = "nodejs-version"
+# packer validate's stand-in for the build's security group, which exists only once the build starts
+PREFLIGHT_GROUP = "sg-00000000000000000"
 
 
 @dataclass
@@ -117,7 +119,6 @@ def packer_variables(target: Target, env_settings: settings.EnvSettings, workdir
         "manifest_path": str(workdir / "manifest.json"),
         "node_version_report": str(workdir / NODE_VERSION_REPORT),
         "python": sys.executable,  # the image checks run with this venv's pytest-testinfra
-        "build_ssh_cidrs": json.dumps(target.ssh_cidrs),
         "ssh_interface": target.ssh_interface,
     }
     if target.local:
@@ -162,9 +163,9 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         print(f"[{env}] {said}", flush=True)
     scratch = state_dir() / "bake" / "preflight"
     for env, env_settings in loaded.items():
-        var_file = REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl"
-        packer_build.validate(var_file, packer_variables(target, env_settings, scratch, "00000000000000"),
-                              packer_env(target))
+        packer_build.validate(settings.var_file(env),
+                              {**packer_variables(target, env_settings, scratch, "00000000000000"),
+                               "security_group_id": PREFLIGHT_GROUP}, packer_env(target))
     return target, loaded
 
 
@@ -197,19 +198,23 @@ def env_lock(env: str) -> Iterator[None]:
 @contextmanager
 def build_host(target: Target, env_settings: settings.EnvSettings, owner: RunOwner, ec2: Any,
                workdir: Path) -> Iterator[dict[str, str]]:
-    """The Packer variables that reach the build host. Local mode: the build container. AWS: Packer
-    launches the instance, with the job's one-time key (a file Packer and the checks read by
-    path; Packer's own temporary key would only exist as a string), known_hosts from its console.
-    Each carries owner's tags, so that the next bake can remove them if this one is killed."""
+    """The Packer variables that reach the build host: the bake's security group (build_group)
+    and, locally, the build container. AWS: Packer launches the instance, with the job's one-time
+    key (a file Packer and the checks read by path; Packer's own temporary key would only exist as
+    a string), known_hosts from its console. Each carries owner's tags, so that the next bake can
+    remove them if this one is killed."""
     env = env_settings.env
-    if not target.local:
-        with OneTimeKey(owner.run, ec2, workdir, owner.tag_list()) as key:
-            yield {"ssh_keypair_name": key.name, "ssh_private_key_file": str(key.private)}
-        return
-    with LocalBuildHost(owner.run, env, ec2, env_settings.team_repo, owner) as host:
-        shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
-        yield {"ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
-               "ssh_private_key_file": str(host.key_file), "local_container": host.name}
+    with build_group.build_group(ec2, owner.run, env_settings.subnet_id, target.ssh_cidrs, owner.tag_list(),
+                                 env) as group:
+        if not target.local:
+            with OneTimeKey(owner.run, ec2, workdir, owner.tag_list()) as key:
+                yield {"security_group_id": group, "ssh_keypair_name": key.name,
+                       "ssh_private_key_file": str(key.private)}
+            return
+        with LocalBuildHost(owner.run, env, ec2, env_settings.team_repo, owner) as host:
+            shutil.copyfile(str(host.known_hosts), workdir / "known_hosts")
+            yield {"security_group_id": group, "ssh_port": str(host.port), "ssh_keypair_name": host.key_name,
+                   "ssh_private_key_file": str(host.key_file), "local_container": host.name}
 
 
 def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prune_dry_run: bool,
@@ -248,22 +253,14 @@ def bake_env(target: Target, env_settings: settings.EnvSettings, keep: int, prun
                 phase("build_host", began)
                 container = reach.pop("local_container", "")
                 variables.update(reach)
-
-                def claim(instance: dict[str, Any]) -> None:
-                    try:
-                        leftovers.claim_security_groups(ec2, instance, owner.tag_list())
-                    except (BotoCoreError, ClientError) as exc:
-                        print(f"[{env}] could not tag Packer's security group (a killed run's stays): {exc}",
-                              flush=True)
-
-                guard = ImdsGuard(ec2, f"{env_settings.app_name}-{env}-{stamp}", claim, run=owner.run)
+                guard = ImdsGuard(ec2, f"{env_settings.app_name}-{env}-{stamp}", run=owner.run)
                 guard.start()
                 began = time.monotonic()
                 try:
                     interrupt.check("Packer")
                     result.packer_log = str(workdir / "packer.log")
                     # The image checks (packer/tests) run inside the build: failing them fails Packer.
-                    artifact = packer_build.build(REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl", variables,
+                    artifact = packer_build.build(settings.var_file(env), variables,
                                                   packer_env(target), env, workdir / "manifest.json",
                                                   workdir / "packer.log", timeout_s)
                 except packer_build.PackerError as exc:

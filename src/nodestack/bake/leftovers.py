@@ -1,11 +1,12 @@
 """What killed bakes of an environment left behind, removed by the environment's next bake
-before it creates anything: Packer's build instance and its temporary security group, the
+before it creates anything: Packer's build instance, the bake's security group of it, the
 job's one-time key pair (on AWS and in the local cloud), the build container and its boot
 probe (local mode), and the private key files in the state directory.
 
 Only what carries this project's, app's and environment's tags and a run that is provably
-over (run_owner.run_is_over) is touched; a security group only when Packer made it (its name
-and description) and only after the instances are gone. Nothing else in the account is."""
+over (run_owner.run_is_over) is touched; a security group only when the bake made it (named
+after its run, described as build_group describes it) and only after the instances are gone.
+Nothing else in the account is."""
 
 from __future__ import annotations
 
@@ -22,14 +23,11 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, WaiterError
 
 from nodestack.bake import run_owner
+from nodestack.bake.build_group import GROUP_DESCRIPTION
 from nodestack.bake.build_host import BUILD_HOST_ROLE, ROLE_LABEL, BuildHostError, podman
 from nodestack.bake.registry import tags_of
 from nodestack.bake.run_owner import TAG_RUN, run_is_over, tags_of_labels
 
-# What Packer 1.6.6 names and describes its temporary security group (step_security_group.go);
-# it cannot tag it: the bake tags it as soon as its build instance appears (claim_security_groups).
-PACKER_GROUP_PREFIX = "packer_"
-PACKER_GROUP_DESCRIPTION = "Temporary group for Packer"
 UNFINISHED_STATES = ["pending", "running", "shutting-down", "stopping", "stopped"]
 # Terminating an instance takes a minute or two on AWS: up to 10 minutes before giving up.
 TERMINATION_WAIT = {"Delay": 5, "MaxAttempts": 120}
@@ -80,9 +78,9 @@ def sweep_cloud(ec2: Any, scope: Mapping[str, str], held_lock: Path, now: dateti
             sweep.failed.append(f"instances {', '.join(ids)}: {_error(exc)}; their security groups stay")
     groups = ec2.describe_security_groups(Filters=_filters(scope))["SecurityGroups"]
     for group in groups:
-        if not (group["GroupName"].startswith(PACKER_GROUP_PREFIX)
-                and group.get("Description") == PACKER_GROUP_DESCRIPTION
-                and run_is_over(tags_of(group), held_lock, now)):
+        tags = tags_of(group)
+        if not (group["GroupName"] == tags.get(TAG_RUN) and group.get("Description") == GROUP_DESCRIPTION
+                and run_is_over(tags, held_lock, now)):
             continue
         if not terminated:
             sweep.failed.append(f"security group {group['GroupId']} ({group['GroupName']}): kept until its "
@@ -102,20 +100,6 @@ def sweep_cloud(ec2: Any, scope: Mapping[str, str], held_lock: Path, now: dateti
         except ClientError as exc:
             sweep.failed.append(f"key pair {pair['KeyName']}: {_error(exc)}")
     return sweep
-
-
-def claim_security_groups(ec2: Any, instance: Mapping[str, Any], tags: list[dict[str, str]]) -> None:
-    """Tag the temporary security group Packer made for this run's build instance with the run's
-    tags, so that a sweep can prove it is the run's even after the instance is gone. A group
-    Packer did not make (named in a template) is never tagged, so never swept."""
-    ids = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
-    if not ids:
-        return
-    groups = ec2.describe_security_groups(GroupIds=ids)["SecurityGroups"]
-    packers = [g["GroupId"] for g in groups
-               if g["GroupName"].startswith(PACKER_GROUP_PREFIX) and g.get("Description") == PACKER_GROUP_DESCRIPTION]
-    if packers:
-        ec2.create_tags(Resources=packers, Tags=tags)
 
 
 def build_containers(scope: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -65,7 +65,7 @@ def _client(var_file: Path, variables: dict[str, str], env: dict[str, str], sink
     client = packer.Packer(str(TEMPLATE), vars=variables, var_file=str(var_file))
     # python-packer has no options for these; sh takes them as baked keyword arguments. At the
     # timeout Packer gets SIGINT, not sh's default SIGKILL: it then terminates its build instance
-    # and deletes its security group. In the background the job learns its pid (interrupt.py).
+    # and waits until it is gone. In the background the job learns its pid (interrupt.py).
     client.packer = client.packer.bake(_env={**env, "PACKER_NO_COLOR": "1"}, _timeout=timeout_s,
                                        _timeout_signal=signal.SIGINT, _bg=background,
                                        _out=sink, _err=sink, _out_bufsize=1, _err_bufsize=1)

@@ -21,8 +21,8 @@ from nodestack.ssm_lock import boot_id
 SCOPE_TAGS = ("Project", "App", "Environment")  # as Packer tags the AMI and its build instance
 TAG_RUN, TAG_HOST, TAG_EXPIRES = "BakeRun", "BakeHost", "BakeExpires"
 LABEL_PREFIX = "io.nodestack."  # Podman labels carry the same keys under the project's prefix
-# After Packer's timeout: validation, promotion, pruning, and Packer's own cleanup (it is stopped
-# with SIGINT, waits for its instance to terminate, then deletes its security group).
+# After Packer's timeout: validation, promotion, pruning, and the cleanup (Packer is stopped with
+# SIGINT and waits for its instance to terminate, then the bake deletes its security group).
 EXPIRY_MARGIN = timedelta(hours=1)
 _TAG_VALUE_MAX = 256  # EC2's limit on a tag value
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -20,6 +20,8 @@ from nodestack.paths import REPO_ROOT
 
 ENVIRONMENTS = ("dev", "prod")
 TEMPLATE = REPO_ROOT / "packer" / "nodeapp.pkr.hcl"
+# subnet_id of a Packer variables file, as written there: a quoted string, perhaps a comment after it
+_SUBNET_SETTING = re.compile(r"^\s*subnet_id\s*=\s*(.*?)\s*(?:(?:#|//).*)?$", re.MULTILINE)
 # Local mode: Node.js comes from the mounted local mirror.
 LOCAL_OVERRIDES: dict[str, Any] = {
     "nodejs_mirror": f"file://{NODE_MIRROR_MOUNT}",
@@ -111,6 +113,9 @@ class EnvSettings:
     # The full commit id app_source_version names, found in preflight (source_check.pin): tagged on
     # the AMI (AppCommit) and what the build checks out
     app_commit: str = ""
+    # The build instance's subnet (Packer's variables file; "": the default VPC's), in whose VPC the
+    # bake makes the build's security group
+    subnet_id: str = ""
 
     def pinned(self, commit: str) -> EnvSettings:
         """These settings building commit: the AMI records it, and the build checks out the commit
@@ -132,6 +137,25 @@ class EnvSettings:
             yield path
         finally:
             path.unlink(missing_ok=True)
+
+
+def var_file(env: str) -> Path:
+    """env's Packer variables: packer/vars/<env>.pkrvars.hcl."""
+    return REPO_ROOT / "packer" / "vars" / f"{env}.pkrvars.hcl"
+
+
+def build_subnet(env: str) -> str:
+    """subnet_id in env's Packer variables, "" when it sets none."""
+    path = var_file(env)
+    try:
+        found = _SUBNET_SETTING.findall(path.read_text())
+    except OSError as exc:
+        raise BakeConfigError(f"{path}: cannot read the {env} Packer variables: {exc}") from exc
+    literal = re.fullmatch(r'"(subnet-[0-9a-f]+|)"', found[-1]) if found else None
+    if found and literal is None:
+        raise BakeConfigError(f"subnet_id = {found[-1]} in {path} is invalid: give a subnet id in quotes, "
+                              'such as subnet_id = "subnet-0123456789abcdef0", or leave it out for the default VPC')
+    return literal.group(1) if literal else ""
 
 
 # What the bake itself needs to know, resolved by Ansible as the roles will see it.
@@ -217,4 +241,5 @@ def load(env: str, local: bool, overrides: dict[str, Any] | None = None) -> EnvS
     values.update(checkout.values)
     return EnvSettings(env, app_name, values, version, revision, AppCheck.from_vars(resolved, source),
                        _vault_file(inventory, values, local), checkout.note, checkout.team_repo,
-                       "" if checkout.values else str(found.get("app_source_repo") or "").strip())
+                       "" if checkout.values else str(found.get("app_source_repo") or "").strip(),
+                       subnet_id=build_subnet(env))

@@ -41,7 +41,7 @@ class Target:
     local: bool
     region: str
     aws_env: dict[str, str]  # for Packer and boto3
-    ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # Packer's temporary security group: SSH from these only
+    ssh_cidrs: tuple[str, ...] = ("127.0.0.1/32",)  # the build's security group (build_group): SSH from these only
     ssh_interface: str = "public_ip"
     caller: Caller | None = None  # as preflight asked it (identified); other credentials: None
     cloud_id: str = ""  # the local cloud's (its port): its AMIs' images are named after it
