@@ -4,13 +4,14 @@ Podman, the repository and Packer's validation stand aside (other tests run them
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from typing import Any
 
 import pytest
 
 from nodestack import names, ssm_lock
-from nodestack.bake import job, packer_build, run_lock, source_check
+from nodestack.bake import build_host, job, packer_build, run_lock, source_check
 from nodestack.bake.target import Target
 from nodestack.local_cloud import fix_simulate_principal_policy
 
@@ -58,3 +59,12 @@ def test_a_target_not_identified_asks_when_asked(asked: list[str]) -> None:
     assert target.identity().arn == MOTO_CALLER and target.caller is None
     assert target.identified().identity().arn == MOTO_CALLER
     assert asked == ["sts", "sts"]
+
+
+def test_preflight_refuses_a_local_bake_without_room_for_its_images(asked: list[str],
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    usage = shutil.disk_usage("/")
+    monkeypatch.setattr(build_host.shutil, "disk_usage", lambda path: usage._replace(free=4_000_000_000))
+    with pytest.raises(job.BakeError, match=r"4.0 GB free; .* \(5.0 GB\)"):
+        job.preflight(["dev", "prod"], True, 1, {})
+    job.preflight(["dev"], True, 1, {})  # one environment fits

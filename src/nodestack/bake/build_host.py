@@ -32,8 +32,27 @@ TEAM_REPO_MOUNT = "/srv/team-remote"
 ROLE_LABEL, BUILD_HOST_ROLE = "io.nodestack.role", "build-host"
 
 
+# What one local build takes in Podman's storage: the build container's layer and its commit
+# as the AMI's image (about 0.9 GB each over the base image), with some room to spare.
+BUILD_SPACE_BYTES = 2_500_000_000
+
+
 class BuildHostError(RuntimeError):
     pass
+
+
+def require_free_space(environments: int) -> None:
+    """Refuse a local bake that would fill the disk halfway through (Podman then fails with
+    `no space left on device` after Packer's whole build): checked before anything is launched."""
+    found = podman("info", "--format", "{{.Store.GraphRoot}}", check=False, timeout=60)
+    store = Path(found.stdout.strip() or "/var/lib/containers/storage")
+    free = shutil.disk_usage(store if store.exists() else store.parent).free
+    needed = BUILD_SPACE_BYTES * environments
+    if free < needed:
+        raise BuildHostError(
+            f"Podman's storage ({store}) has {free / 1e9:.1f} GB free; a local bake needs about "
+            f"{BUILD_SPACE_BYTES / 1e9:.1f} GB per environment ({needed / 1e9:.1f} GB): free space first "
+            "(`podman image prune`; `nodestack local down` removes the local cloud's AMI images)")
 
 
 def podman(*args: str, check: bool = True, timeout: float = 120,

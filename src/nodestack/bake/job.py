@@ -38,7 +38,14 @@ from nodestack.bake import (
     validate,
 )
 from nodestack.bake import report as run_report
-from nodestack.bake.build_host import BUILD_USER, BuildHostError, LocalBuildHost, OneTimeKey, podman
+from nodestack.bake.build_host import (
+    BUILD_USER,
+    BuildHostError,
+    LocalBuildHost,
+    OneTimeKey,
+    podman,
+    require_free_space,
+)
 from nodestack.bake.imds_guard import ImdsGuard
 from nodestack.bake.run_lock import PRUNE_MINUTES, TAKE_OVER_FLAG, bake_lock, lock_minutes
 from nodestack.bake.run_owner import RunOwner
@@ -155,6 +162,11 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
         check_bake_permissions(target, {s.app_name for s in loaded.values()})
     if target.local and podman("image", "exists", base_image.IMAGE, check=False).returncode != 0:
         raise BakeError(f"{base_image.IMAGE} is missing: run `nodestack image build`")
+    if target.local:
+        try:
+            require_free_space(len(loaded))
+        except BuildHostError as exc:
+            raise BakeError(str(exc)) from exc
     for env, env_settings in loaded.items():  # the commit each bakes, tagged AppCommit on its AMI
         try:
             loaded[env], said = source_check.pin(env_settings)
