@@ -4,6 +4,7 @@ given it and makes none; deleted when the build ends, retrying while its instanc
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,6 +14,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from nodestack import names
 from nodestack.bake import build_group, job, settings
 from nodestack.bake.run_owner import RunOwner
 from nodestack.bake.target import BakeError, Target
@@ -134,3 +136,19 @@ def test_a_subnet_that_is_no_literal_id_is_refused(tmp_path: Path, monkeypatch: 
     monkeypatch.setattr(settings, "var_file", lambda env: tmp_path / f"{env}.pkrvars.hcl")
     with pytest.raises(settings.BakeConfigError, match="subnet_id = var.other in .* is invalid"):
         settings.build_subnet("dev")
+
+
+# CreateSecurityGroup / AuthorizeSecurityGroupIngress: what EC2 takes in a VPC group's name and descriptions
+_EC2_TEXT = re.compile(r"^[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}$")
+
+
+def test_the_groups_texts_are_what_ec2_takes() -> None:
+    run = f"{names.project()}-bake-dev-20261205112556-22c81a"  # the group's name: its run's (job.bake_env)
+    for text in (build_group.GROUP_DESCRIPTION, build_group.RULE_DESCRIPTION, run):
+        assert _EC2_TEXT.match(text), f"EC2 refuses {text!r} (moto does not)"
+
+
+def test_ipv6_networks_are_given_as_ipv6_ranges() -> None:
+    permission = build_group.ssh_permission(["203.0.113.7/32", "2001:db8:1::/48"])
+    assert [r["CidrIp"] for r in permission["IpRanges"]] == ["203.0.113.7/32"]
+    assert [r["CidrIpv6"] for r in permission["Ipv6Ranges"]] == ["2001:db8:1::/48"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
 from nodestack import names, ssm_lock
-from nodestack.bake import build_host, job, packer_build, run_lock, source_check
+from nodestack.bake import build_host, job, packer_build, run_lock, settings, source_check
 from nodestack.bake.target import Target
 from nodestack.local_cloud import fix_simulate_principal_policy
 
@@ -36,6 +37,11 @@ def asked(moto_in_process: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Any)
     monkeypatch.setattr(ssm_lock, "_settle", lambda: None)
     monkeypatch.setattr(job, "resolve_target", lambda local: Target(True, REGION, {}))
     monkeypatch.setattr(job, "podman", lambda *args, **kw: subprocess.CompletedProcess(args, 0, "", ""))
+    # Podman's storage: as roomy as the test says, whatever this machine's disk holds
+    monkeypatch.setattr(build_host, "podman",
+                        lambda *args, **kw: subprocess.CompletedProcess(args, 0, f"{tmp_path}\n", ""))
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(build_host.shutil, "disk_usage", lambda path: usage._replace(free=100_000_000_000))
     monkeypatch.setattr(packer_build, "validate", lambda *args: None)
     monkeypatch.setattr(job, "packer_variables", lambda *args: {})
     monkeypatch.setattr(source_check, "pin", lambda s: (s.pinned("c" * 40), "pinned"))
@@ -64,7 +70,16 @@ def test_a_target_not_identified_asks_when_asked(asked: list[str]) -> None:
 def test_preflight_refuses_a_local_bake_without_room_for_its_images(asked: list[str],
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     usage = shutil.disk_usage("/")
-    monkeypatch.setattr(build_host.shutil, "disk_usage", lambda path: usage._replace(free=4_000_000_000))
+    monkeypatch.setattr(build_host.shutil, "disk_usage", lambda path: usage._replace(free=4_000_000_000))  # of 100
     with pytest.raises(job.BakeError, match=r"4.0 GB free; .* \(5.0 GB\)"):
         job.preflight(["dev", "prod"], True, 1, {})
     job.preflight(["dev"], True, 1, {})  # one environment fits
+
+
+def test_preflight_refuses_a_build_subnet_the_account_lacks_naming_its_file(asked: list[str],
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    load = settings.load
+    monkeypatch.setattr(settings, "load", lambda *args: replace(load(*args), subnet_id="subnet-0123456789abcdef0"))
+    with pytest.raises(job.BakeError, match=r"\[dev\] subnet_id 'subnet-0123456789abcdef0' of .*dev\.pkrvars\.hcl: "
+                                            r".*InvalidSubnetID\.NotFound"):
+        job.preflight(["dev"], True, 1, {})

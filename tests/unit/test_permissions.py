@@ -283,24 +283,28 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
     baker = _holder(iam, "baker", SCOPE, ("bake",))
     ec2, image = f"arn:aws:ec2:{SCOPE.region}:{SCOPE.account}", f"arn:aws:ec2:{SCOPE.region}::image/ami-1"
     ours, theirs = {"ec2:ResourceTag/App": "nodeapp"}, {"ec2:ResourceTag/App": "otherapp"}
+    built = {**ours, "ec2:ResourceTag/BakeRun": "nodestack-bake-dev-20261205112556-22c81a"}  # the bake's own
     cases = [
         ("ec2:RunInstances", f"{ec2}:instance/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
         ("ec2:RunInstances", f"{ec2}:volume/*", {"aws:RequestTag/App": "otherapp"}, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:instance/*", None, "implicitDeny"),
         ("ec2:RunInstances", image, {"aws:RequestedRegion": SCOPE.region}, "allowed"),  # the source image
-        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", ours, "allowed"),
+        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", built, "allowed"),
+        ("ec2:TerminateInstances", f"{ec2}:instance/i-1", ours, "implicitDeny"),  # the stack's instance
         ("ec2:TerminateInstances", f"{ec2}:instance/i-1", theirs, "implicitDeny"),
         ("ec2:TerminateInstances", f"{ec2}:instance/i-1", None, "implicitDeny"),
         ("ec2:ImportKeyPair", f"{ec2}:key-pair/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
         ("ec2:ImportKeyPair", f"{ec2}:key-pair/*", None, "implicitDeny"),
         ("ec2:DeleteKeyPair", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
-        ("ec2:RunInstances", f"{ec2}:key-pair/k", ours, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:key-pair/k", built, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:key-pair/k", ours, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:key-pair/k", theirs, "implicitDeny"),
         # the image and snapshot Packer 1.6.6 makes untagged are claimed for the app; another app's are not
         ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp"}, "allowed"),
         ("ec2:CreateTags", image, {"aws:RequestTag/App": "nodeapp", **theirs}, "implicitDeny"),
         ("ec2:CreateTags", image, {**ours, "aws:TagKeys": "validated"}, "allowed"),
         ("ec2:CreateImage", f"{ec2}:instance/i-1", theirs, "implicitDeny"),
+        ("ec2:CreateImage", f"{ec2}:instance/i-1", built, "allowed"),
         ("ec2:DeregisterImage", image, theirs, "implicitDeny"),
         ("ec2:DeleteSnapshot", f"arn:aws:ec2:{SCOPE.region}::snapshot/snap-1", ours, "allowed"),
         ("ec2:ModifyImageAttribute", image, ours, "allowed"),  # ImdsSupport, description
@@ -308,11 +312,12 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
         ("ec2:ModifyImageAttribute", image, {**ours, "ec2:Add/userId": "999988887777"}, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
         ("ec2:RunInstances", f"{ec2}:security-group/sg-1", None, "implicitDeny"),  # only into its own group
-        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", ours, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", built, "allowed"),
+        ("ec2:RunInstances", f"{ec2}:security-group/sg-1", ours, "implicitDeny"),  # the stack's group
         ("ec2:RunInstances", f"{ec2}:subnet/subnet-1", None, "allowed"),  # the account's own VPC
         # the build's group: created tagged for the app in a VPC of the account's or the app's,
-        # opened and deleted while it carries the tag; an untagged group is never created, opened,
-        # claimed or deleted
+        # opened and deleted while it carries the app's tag and a run's (never the stack's groups);
+        # an untagged group is never created, opened, claimed or deleted
         ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", {"aws:RequestTag/App": "nodeapp"}, "allowed"),
         ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", None, "implicitDeny"),
         ("ec2:CreateSecurityGroup", f"{ec2}:security-group/*", {"aws:RequestTag/App": "otherapp"}, "implicitDeny"),
@@ -321,15 +326,19 @@ def test_the_bake_touches_its_apps_build_resources_only() -> None:
         ("ec2:CreateSecurityGroup", f"{ec2}:vpc/vpc-1", theirs, "implicitDeny"),
         ("ec2:CreateTags", f"{ec2}:security-group/*",
          {"ec2:CreateAction": "CreateSecurityGroup", "aws:RequestTag/App": "nodeapp"}, "allowed"),
-        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", ours, "allowed"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", built, "allowed"),
+        ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", ours, "implicitDeny"),
         ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
         ("ec2:AuthorizeSecurityGroupIngress", f"{ec2}:security-group/sg-1", theirs, "implicitDeny"),
         ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"aws:RequestTag/App": "nodeapp"}, "implicitDeny"),
         ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {"aws:RequestTag/App": "nodeapp", "aws:TagKeys": "App"},
          "implicitDeny"),
-        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {**ours, "aws:TagKeys": "Name"}, "allowed"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {**ours, "aws:TagKeys": "Name"}, "implicitDeny"),
+        ("ec2:CreateTags", f"{ec2}:security-group/sg-1", {**ours, "aws:TagKeys": "BakeRun"}, "implicitDeny"),
+        ("ec2:CreateTags", image, {**ours, "aws:TagKeys": "App"}, "implicitDeny"),
         ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", None, "implicitDeny"),
-        ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", ours, "allowed"),
+        ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", built, "allowed"),
+        ("ec2:DeleteSecurityGroup", f"{ec2}:security-group/sg-1", ours, "implicitDeny"),
     ]
     got = [(action, resource, _decision(iam, baker, action, resource, context))
            for action, resource, context, _ in cases]

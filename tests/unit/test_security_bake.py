@@ -34,6 +34,9 @@ def test_packer_does_not_call_home() -> None:
     (["0.0.0.0/0"], "--ssh-cidr 0.0.0.0/0 is too broad"),
     (["0.0.0.0/1"], "--ssh-cidr 0.0.0.0/1 is too broad"),
     (["10.0.0.0/8"], "--ssh-cidr 10.0.0.0/8 is too broad"),
+    (["2001:db8::/32"], "--ssh-cidr 2001:db8::/32 is too broad: give the runner's address or a network "
+                        "of at least /48"),
+    (["2001:db8:1::/48"], None),
     (["203.0.113.7"], None),
     (["203.0.113.7/24"], "--ssh-cidr 203.0.113.7/24 is invalid"),
 ])

@@ -8,6 +8,7 @@ sweep (leftovers.sweep_cloud), which knows it by its name (its run's) and its de
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -17,7 +18,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from nodestack.bake.target import BakeError, ssh_cidrs
 
-GROUP_DESCRIPTION = "SSH to a nodestack bake's build instance"
+# EC2 takes only a-z A-Z 0-9 spaces and ._-:/()#,@[]+=&;{}!$* in a VPC group's names and
+# descriptions (moto takes anything): tests/unit/test_bake_build_group.py checks them.
+GROUP_DESCRIPTION = "SSH to a nodestack bake build instance"
+RULE_DESCRIPTION = "the bake runner"
 SSH_PORT = 22
 # Its build instance may still be terminating (Packer stopped mid-build): EC2 refuses to delete a
 # group in use (DependencyViolation) until the instance is gone, a minute or two on AWS.
@@ -42,13 +46,22 @@ def create(ec2: Any, name: str, vpc_id: str, cidrs: Sequence[str], tags: list[di
         GroupName=name, Description=GROUP_DESCRIPTION, VpcId=vpc_id,
         TagSpecifications=[{"ResourceType": "security-group", "Tags": tags}])["GroupId"])
     try:
-        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[{
-            "IpProtocol": "tcp", "FromPort": SSH_PORT, "ToPort": SSH_PORT,
-            "IpRanges": [{"CidrIp": cidr, "Description": "the bake runner"} for cidr in cidrs]}])
+        ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=[ssh_permission(cidrs)])
     except (BotoCoreError, ClientError):
-        delete(ec2, group, attempts=1)
+        try:
+            delete(ec2, group, attempts=1)
+        except (BotoCoreError, ClientError) as exc:  # the refusal above is the error to report
+            print(f"could not delete the build's security group {group} (the next bake will): {exc}", flush=True)
         raise
     return group
+
+
+def ssh_permission(cidrs: Sequence[str]) -> dict[str, Any]:
+    """SSH from cidrs: IPv4 networks as IpRanges, IPv6 as Ipv6Ranges (EC2 refuses them mixed)."""
+    v6 = [c for c in cidrs if ipaddress.ip_network(c).version == 6]
+    return {"IpProtocol": "tcp", "FromPort": SSH_PORT, "ToPort": SSH_PORT,
+            "IpRanges": [{"CidrIp": c, "Description": RULE_DESCRIPTION} for c in cidrs if c not in v6],
+            "Ipv6Ranges": [{"CidrIpv6": c, "Description": RULE_DESCRIPTION} for c in v6]}
 
 
 def delete(ec2: Any, group_id: str, attempts: int = DELETE_ATTEMPTS, delay_s: float = DELETE_DELAY_S,

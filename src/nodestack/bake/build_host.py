@@ -32,8 +32,8 @@ TEAM_REPO_MOUNT = "/srv/team-remote"
 ROLE_LABEL, BUILD_HOST_ROLE = "io.nodestack.role", "build-host"
 
 
-# What one local build takes in Podman's storage: the build container's layer and its commit
-# as the AMI's image (about 0.9 GB each over the base image), with some room to spare.
+# What one local build takes in Podman's storage: the build container's layer and its commit as
+# the AMI's image (about 1.2 GB, the base image's layers shared), with some room to spare.
 BUILD_SPACE_BYTES = 2_500_000_000
 
 
@@ -44,9 +44,11 @@ class BuildHostError(RuntimeError):
 def require_free_space(environments: int) -> None:
     """Refuse a local bake that would fill the disk halfway through (Podman then fails with
     `no space left on device` after Packer's whole build): checked before anything is launched."""
-    found = podman("info", "--format", "{{.Store.GraphRoot}}", check=False, timeout=60)
-    store = Path(found.stdout.strip() or "/var/lib/containers/storage")
-    free = shutil.disk_usage(store if store.exists() else store.parent).free
+    try:
+        store = Path(podman("info", "--format", "{{.Store.GraphRoot}}", timeout=60).stdout.strip())
+        free = shutil.disk_usage(store).free
+    except (OSError, subprocess.SubprocessError) as exc:  # no podman, a hung one, a store not there
+        raise BuildHostError(f"cannot tell how much room Podman's storage has (`podman info`): {exc}") from exc
     needed = BUILD_SPACE_BYTES * environments
     if free < needed:
         raise BuildHostError(

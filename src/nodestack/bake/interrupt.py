@@ -1,8 +1,9 @@
 """SIGTERM or SIGINT stops `nodestack bake` cleanly. Packer runs in a session of its own (sh
 starts every command with setsid), so neither a terminal's Ctrl-C nor a SIGTERM of the job
-reaches it: the job sends it SIGINT, on which Packer terminates its build instance and deletes
-its security group; each environment's thread then fails as on any error, which removes its
-build container and key pair, and the report is written. A second signal ends the job at once;
+reaches it: the job sends it SIGINT, on which Packer terminates its build instance; each
+environment's thread then fails as on any error, which deletes the build's security group
+(build_group, retrying while the instance terminates), removes its build container and key
+pair, and the report is written. A second signal ends the job at once;
 the next bake of the environment then removes what was left (leftovers.py)."""
 
 from __future__ import annotations

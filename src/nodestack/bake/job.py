@@ -167,6 +167,13 @@ def preflight(envs: list[str], target_local: bool, keep: int, overrides: dict[st
             require_free_space(len(loaded))
         except BuildHostError as exc:
             raise BakeError(str(exc)) from exc
+    ec2 = target.client("ec2")
+    for env, env_settings in loaded.items():  # the build group's VPC: a wrong subnet_id launches nothing
+        try:
+            build_group.build_vpc(ec2, env_settings.subnet_id)
+        except (BotoCoreError, ClientError) as exc:
+            raise BakeError(f"[{env}] subnet_id {env_settings.subnet_id!r} of {settings.var_file(env)}: "
+                            f"{' '.join(str(exc).split())}") from exc
     for env, env_settings in loaded.items():  # the commit each bakes, tagged AppCommit on its AMI
         try:
             loaded[env], said = source_check.pin(env_settings)

@@ -25,6 +25,7 @@ class BakeError(RuntimeError):
 # default, when given none, is 0.0.0.0/0). Set with --ssh-cidr or NODESTACK_BAKE_SSH_CIDRS.
 SSH_CIDRS_ENV = "NODESTACK_BAKE_SSH_CIDRS"
 SSH_CIDR_MIN_PREFIX = 16
+SSH_CIDR_MIN_PREFIX_V6 = 48  # a site's allocation: a /16 of IPv6 is a good part of the internet
 SSH_INTERFACES = ("public_ip", "private_ip")
 
 
@@ -48,6 +49,8 @@ class Target:
 
     def local_image(self, ami_id: str) -> str:
         """The AMI's image on the local cloud, which boots its instances."""
+        if not self.cloud_id:
+            raise BakeError(f"{ami_id} has no local image: only a local cloud's AMIs have one (this target names none)")
         return ami_images.ami_image(self.cloud_id, ami_id)
 
     def identity(self) -> Caller:
@@ -100,7 +103,8 @@ def ssh_cidrs(given: list[str] | None) -> list[str]:
             network = ipaddress.ip_network(cidr, strict=True)
         except ValueError as exc:
             raise BakeError(f"--ssh-cidr {cidr} is invalid: {exc}") from exc
-        if network.prefixlen < SSH_CIDR_MIN_PREFIX:
+        least = SSH_CIDR_MIN_PREFIX if network.version == 4 else SSH_CIDR_MIN_PREFIX_V6
+        if network.prefixlen < least:
             raise BakeError(f"--ssh-cidr {cidr} is too broad: give the runner's address or a network of "
-                            f"at least /{SSH_CIDR_MIN_PREFIX}")
+                            f"at least /{least}")
     return cidrs

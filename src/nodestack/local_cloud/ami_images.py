@@ -4,21 +4,21 @@ An AMI lives in the endpoint's memory and ends with it; its image (about 1.2 GB)
 Podman's storage for good: every bake of every earlier cloud filled the disk until builds failed.
 So an image is named after its cloud (`localhost/nodestack-ami-<cloud id>:<ami id>`, the id being
 the endpoint's port), a cloud removes its images when it stops and when it starts (a crash on
-that port), and a starting cloud removes the images of clouds that no longer answer."""
+that port), and a starting cloud removes the images of clouds that have ended."""
 
 from __future__ import annotations
 
 import json
 import logging
 import re
-import subprocess
 
 from nodestack.local_cloud import server
-from nodestack.paths import podman_env
+from nodestack.local_cloud.podman_cli import CLOUD_LABEL, cloud_network, podman
 
 LOG = logging.getLogger(__name__)
 REPOSITORY = "localhost/nodestack-ami"
-# Before images were named after their cloud: nothing can launch them any more.
+# The `-<cloud id>` part is optional: images named before clouds named them have none, and no
+# cloud can launch them any more.
 _NAME = re.compile(rf"^{re.escape(REPOSITORY)}(?:-(?P<cloud>\d+))?:(?P<ami>ami-[0-9a-f]+)$")
 
 
@@ -26,14 +26,9 @@ def ami_image(cloud_id: str, ami_id: str) -> str:
     return f"{REPOSITORY}-{cloud_id}:{ami_id}"
 
 
-def _podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
 def listed() -> dict[str, str]:
     """Every AMI image in Podman's storage: name to the id of its cloud ('' for the old names)."""
-    result = _podman("images", "--format", "json", timeout=60)
+    result = podman("images", "--format", "json", check=False, timeout=60)
     if result.returncode != 0:
         LOG.warning("podman images failed: %s", result.stderr.strip()[-300:])
         return {}
@@ -46,9 +41,22 @@ def listed() -> dict[str, str]:
     return found
 
 
-def answers(cloud_id: str, tries: int = 2) -> bool:
-    """Whether the cloud of that id (its port on loopback) is running: its endpoint's ping
-    answers (asked twice: a busy machine may be slow to answer once)."""
+def clouds_with_resources() -> set[str]:
+    """Ids of the clouds that have containers or a network in Podman: running, or crashed and not
+    yet cleaned up (their own next start or `down` removes their images too)."""
+    found: set[str] = set()
+    containers = podman("ps", "-a", "--filter", f"label={CLOUD_LABEL}", "--format", "json", check=False, timeout=60)
+    for item in json.loads(containers.stdout or "[]") if containers.returncode == 0 else []:
+        found.add(str((item.get("Labels") or {}).get(CLOUD_LABEL, "")))
+    networks = podman("network", "ls", "--format", "{{.Name}}", check=False, timeout=60)
+    prefix = cloud_network("")
+    found |= {name[len(prefix):] for name in networks.stdout.split() if name.startswith(prefix)}
+    return found - {""}
+
+
+def cloud_running(cloud_id: str, tries: int = 2) -> bool:
+    """Whether the cloud of that id (its port on loopback) answers its endpoint's ping (asked
+    twice: a busy machine may be slow to answer once)."""
     return any(server.answers(f"http://{server.HOST}:{cloud_id}", timeout=5.0) for _ in range(tries))
 
 
@@ -57,7 +65,7 @@ def remove(names: list[str]) -> list[str]:
     keeps its image, as on AWS a deregistered AMI's instances run on); the names removed."""
     removed = []
     for name in names:
-        result = _podman("rmi", name)
+        result = podman("rmi", name, check=False)
         if result.returncode == 0:
             removed.append(name)
         else:
@@ -71,7 +79,13 @@ def remove_cloud_images(cloud_id: str) -> list[str]:
 
 
 def remove_orphans(own_id: str) -> list[str]:
-    """Images of clouds that no longer run (and of the old names), asked once per cloud id."""
+    """Images of clouds that have ended (no endpoint answering, no container or network left) and
+    of the old names; a cloud that only seems gone keeps its images."""
     owners = listed()
-    alive = {cloud for cloud in set(owners.values()) - {"", own_id} if answers(cloud)}
-    return remove([name for name, owner in owners.items() if owner != own_id and owner not in alive])
+    others = set(owners.values()) - {"", own_id}
+    kept = clouds_with_resources() & others
+    kept |= {cloud for cloud in others - kept if cloud_running(cloud)}
+    removed = remove([name for name, owner in owners.items() if owner != own_id and owner not in kept])
+    if removed:
+        LOG.warning("removed the images of local clouds that have ended: %s", ", ".join(removed))
+    return removed

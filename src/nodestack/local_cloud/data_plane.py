@@ -104,9 +104,10 @@ class Controller:
         _record_reboots()
         BOARD.runs_image = self.runtime.has_image
         self.runtime.remove_all()  # what a crashed run left behind
-        swept = ami_images.remove_orphans(self.runtime.cloud_id)
-        if swept:
-            LOG.info("removed %d AMI images of local clouds no longer running", len(swept))
+        # A crashed run's images on this port, named now: an image made for this run's AMIs from
+        # here on is not one of them. Removed beside serving, not before (`up` waits for the ping).
+        stale = [name for name, cloud in ami_images.listed().items() if cloud == self.runtime.cloud_id]
+        threading.Thread(target=self._remove_stale_images, args=(stale,), name="stale-images", daemon=True).start()
         self.proxy.stop()
         self.dns.start()
         self._thread.start()
@@ -120,7 +121,16 @@ class Controller:
         if self.guests is not None:
             self.guests.stop()
         self.runtime.remove_all()
+        self.runtime.remove_images()
         self.status_file.unlink(missing_ok=True)
+
+    def _remove_stale_images(self, stale: list[str]) -> None:
+        """A crashed run's images on this port (its AMIs are gone), then ended clouds' images."""
+        try:
+            ami_images.remove(stale)
+            ami_images.remove_orphans(self.runtime.cloud_id)
+        except Exception:  # Podman failing here must not end the data plane
+            LOG.exception("removing stale AMI images failed")
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -46,6 +46,9 @@ from nodestack.local_cloud.fix_ec2_authorization import Authorisation, authorisa
 
 LOG = logging.getLogger(__name__)
 GROUP_ACTIONS = ("autoscaling:CreateAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup")
+# What a launch from a template tags; moto keeps the template's own tags (launch-template) in
+# its version data too, which a launch never gives.
+LAUNCH_TAGGED = ("instance", "volume", "network-interface", "spot-instances-request")
 # the request's launch template specifications: LaunchTemplate.*, MixedInstancesPolicy's and its overrides'
 _SPECIFICATION = re.compile(r"^(LaunchTemplate|MixedInstancesPolicy\.LaunchTemplate\.(?:Overrides\.member\.\d+\.)?"
                             r"LaunchTemplateSpecification)\.(LaunchTemplateId|LaunchTemplateName)$")
@@ -135,7 +138,8 @@ def launch_request(template_id: str, data: dict[str, Any], subnet: str | None) -
     for n, group in enumerate(data.get("SecurityGroupIds", []), 1):
         request[f"SecurityGroupId.{n}"] = [str(group)]
     interfaces = data.get("NetworkInterfaces", [])
-    request |= _interface_parameters(interfaces, subnet) | _tag_parameters(data.get("TagSpecifications", []))
+    at_launch = [t for t in data.get("TagSpecifications", []) if t.get("ResourceType") in LAUNCH_TAGGED]
+    request |= _interface_parameters(interfaces, subnet) | _tag_parameters(at_launch)
     if subnet and not any(str(i.get("DeviceIndex", "0")) == "0" for i in interfaces):
         request["SubnetId"] = [subnet]
     return request

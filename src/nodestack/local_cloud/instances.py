@@ -5,29 +5,17 @@ data and meta-data as a cloud-init NoCloud seed."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from nodestack.local_cloud import ami_images, cloud_init
-from nodestack.paths import podman_env
+from nodestack.local_cloud.podman_cli import CLOUD_LABEL, PodmanError, cloud_network, podman
+
+__all__ = ["CLOUD_LABEL", "INSTANCE_LABEL", "Container", "InstanceRuntime", "PodmanError", "podman"]
 
 INSTANCE_LABEL = "io.nodestack.instance-id"
-CLOUD_LABEL = "io.nodestack.cloud"
 IMAGE_RECHECK_SECONDS = 30.0
-
-
-class PodmanError(RuntimeError):
-    pass
-
-
-def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(["podman", *args], env=podman_env(), capture_output=True, text=True,
-                            timeout=timeout, check=False)
-    if check and result.returncode != 0:
-        raise PodmanError(f"podman {' '.join(args[:2])} failed: {result.stderr.strip()[-400:]}")
-    return result
 
 
 @dataclass(frozen=True)
@@ -43,7 +31,7 @@ class InstanceRuntime:
 
     def __init__(self, cloud_id: str, seeds: Path) -> None:
         self.cloud_id = cloud_id
-        self.network = f"nodestack-{cloud_id}"
+        self.network = cloud_network(cloud_id)
         self.seeds = seeds
         self._images: dict[str, tuple[bool, float]] = {}
 
@@ -126,12 +114,14 @@ class InstanceRuntime:
             seed.rmdir()
 
     def remove_all(self) -> None:
-        """Every container, the network and the AMI images of this cloud (also what a crashed
-        run left): its AMIs end with its endpoint."""
+        """Every container and the network of this cloud (also what a crashed run left)."""
         listed = podman("ps", "-aq", "--filter", f"label={CLOUD_LABEL}={self.cloud_id}", check=False)
         ids = listed.stdout.split()
         if ids:
             podman("rm", "-f", "-t", "5", *ids, check=False)
         if podman("network", "exists", self.network, check=False).returncode == 0:
             podman("network", "rm", "-f", self.network, check=False)
-        ami_images.remove_cloud_images(self.cloud_id)
+
+    def remove_images(self) -> list[str]:
+        """The images of this cloud's AMIs (also a crashed run's): its AMIs end with its endpoint."""
+        return ami_images.remove_cloud_images(self.cloud_id)

@@ -216,7 +216,9 @@ def _remove_data_plane(port: int) -> None:
     from nodestack.local_cloud.haproxy import LoadBalancerProxy
     from nodestack.local_cloud.instances import InstanceRuntime
 
-    InstanceRuntime(str(port), data_plane_dir() / "seeds").remove_all()
+    runtime = InstanceRuntime(str(port), data_plane_dir() / "seeds")
+    runtime.remove_all()
+    runtime.remove_images()
     LoadBalancerProxy(data_plane_dir() / "haproxy").stop()
     (data_plane_dir() / "status.json").unlink(missing_ok=True)
 
