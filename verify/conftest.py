@@ -6,6 +6,7 @@ endpoint and credentials as the playbooks. Only AWS APIs are called: never the i
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from collections.abc import Generator
@@ -23,6 +24,8 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+
+from nodestack.stack_state import call_key
 
 
 @pytest.fixture(scope="session")
@@ -42,13 +45,39 @@ def aws(declared: dict[str, Any]) -> Any:
 
     _context["endpoint"] = conn.get("endpoint_url") or "AWS"
 
-    def client(service: str) -> Any:
+    def client(service: str, live: bool = False) -> Any:
+        """A client of service; unless live (a wait), answering the batched read's calls from its responses."""
         made = session.client(service, endpoint_url=conn.get("endpoint_url") or None)
         made.meta.events.register("before-call", lambda model, **_: _context.update(
             call=f"{model.service_model.endpoint_prefix}:{model.name}"))
-        return made
+        return Recorded(service, made, recorded) if recorded and not live else made
 
+    recorded = _recorded()
     return client
+
+
+def _recorded() -> dict[str, Any]:
+    """site.yml's batched read of the stack after its last change (NODESTACK_VERIFY_STATE), by call."""
+    path = os.environ.get("NODESTACK_VERIFY_STATE")
+    if not path or not Path(path).is_file():
+        return {}
+    return {key: response for key, response in json.loads(Path(path).read_text()).items() if "Error" not in response}
+
+
+class Recorded:
+    """A boto3 client answering each call the batched read made from its response, every other call live."""
+
+    def __init__(self, service: str, client: Any, responses: dict[str, Any]) -> None:
+        self._service, self._client, self._responses = service, client, responses
+
+    def __getattr__(self, operation: str) -> Any:
+        live = getattr(self._client, operation)
+
+        def call(**params: Any) -> Any:
+            found = self._responses.get(call_key(self._service, operation, params), None)
+            return copy.deepcopy(found) if found is not None else live(**params)
+
+        return call
 
 
 # Failures that say nothing about the stack: the AWS endpoint or the credentials. Reported in

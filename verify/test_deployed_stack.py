@@ -18,14 +18,13 @@ def group(aws: Any, declared: dict[str, Any]) -> dict[str, Any]:
 
 def _tag_filters(declared: dict[str, Any]) -> list[dict[str, Any]]:
     """What the stack's resources are found by: every tag of the stack (project, app, environment)."""
-    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in declared["tags"].items()]
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(declared["tags"].items())]
 
 
 @pytest.fixture(scope="session")
 def private_subnets(aws: Any, declared: dict[str, Any]) -> set[str]:
-    subnets = aws("ec2").describe_subnets(Filters=[
-        *_tag_filters(declared), {"Name": "tag:Tier", "Values": ["private"]}])["Subnets"]
-    return {s["SubnetId"] for s in subnets}
+    subnets = aws("ec2").describe_subnets(Filters=_tag_filters(declared))["Subnets"]
+    return {s["SubnetId"] for s in subnets if {"Key": "Tier", "Value": "private"} in s.get("Tags", [])}
 
 
 @pytest.fixture(scope="session")
@@ -100,8 +99,8 @@ def test_load_balancer_health_check(aws: Any, group: dict[str, Any], declared: d
         assert check["Target"] == f"HTTP:{declared['app_port']}{declared['health_check_path']}"
         return
     tg_arn = group["TargetGroupARNs"]
-    assert len(tg_arn) == 1
-    tg = aws("elbv2").describe_target_groups(TargetGroupArns=tg_arn)["TargetGroups"][0]
+    tg = aws("elbv2").describe_target_groups(Names=[declared["names"]["target_group"]])["TargetGroups"][0]
+    assert tg_arn == [tg["TargetGroupArn"]]
     assert (tg["Port"], tg["HealthCheckPath"], tg["HealthCheckPort"]) == (
         declared["app_port"], declared["health_check_path"], str(declared["app_port"]))
     assert tg["HealthCheckIntervalSeconds"] == declared["health_check_interval"]

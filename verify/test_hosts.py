@@ -37,9 +37,9 @@ def _local(declared: dict[str, Any]) -> bool:
 def in_service(aws: Any, declared: dict[str, Any]) -> list[str]:
     """The group's instances, once every one passes the load balancer's health check."""
     deadline = time.monotonic() + int(declared["health_check_grace"]) + READY_MARGIN
-    elb = aws("elbv2") if declared["lb_kind"] == "alb" else aws("elb")
+    elb = aws("elbv2", live=True) if declared["lb_kind"] == "alb" else aws("elb", live=True)
     while True:
-        group = aws("autoscaling").describe_auto_scaling_groups(
+        group = aws("autoscaling", live=True).describe_auto_scaling_groups(
             AutoScalingGroupNames=[declared["release"]])["AutoScalingGroups"][0]
         ids = sorted(i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService")
         if declared["lb_kind"] == "alb":

@@ -46,4 +46,5 @@ def stack_format_each(values: Iterable[Any], pattern: str) -> list[str]:
 
 class FilterModule:
     def filters(self) -> dict[str, Any]:
-        return {"stack_unknown_settings": stack_unknown_settings, "stack_format_each": stack_format_each}
+        return {"stack_unknown_settings": stack_unknown_settings, "stack_format_each": stack_format_each,
+                "stack_settings": lambda roles_dir: sorted(stack_settings(roles_dir))}

@@ -53,6 +53,12 @@ def stack_lock_parameter(app: str, env: str) -> str:
     return _render(_map()["stack__names"]["lock_parameter"], stack_app_name=app, stack_env=env)
 
 
+def stack_state_parameter(app: str, env: str, release: str) -> str:
+    """The SSM parameter recording what the last converging site.yml of a release left
+    (stack__release_names.state_parameter); "*" for env and release gives the pattern."""
+    return _render(_map()["stack__release_names"]["state_parameter"], stack_app_name=app, stack_env=env) % release
+
+
 def bake_lock_parameter(app: str, env: str) -> str:
     """The SSM parameter one bake of app's env holds while it runs (stack__names.bake_lock_parameter);
     env "*" gives the pattern of every environment's, as the bake's policy grants them."""

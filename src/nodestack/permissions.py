@@ -80,6 +80,7 @@ def render(kind: str, scope: Scope) -> dict[str, Any]:
         app=scope.app, account=scope.account, region=scope.region, partition=scope.partition,
         boundary=names.instance_boundary(scope.app), iam_path=names.iam_path().lstrip("/"),
         bake_lock=names.bake_lock_parameter(scope.app, "*"), stack_lock=names.stack_lock_parameter(scope.app, "*"),
+        stack_state=names.stack_state_parameter(scope.app, "*", "*"),
         other_account=scope.other_account, ami_parameter=names.ami_parameter(scope.app, "prod"),
         promotion_record=list(registry.PROMOTION_RECORD), promoted_image_tags=list(registry.PROMOTED_IMAGE_TAGS),
         grant_operations=list(registry.GRANT_OPERATIONS),

@@ -16,6 +16,7 @@ import pytest
 
 from nodestack.local_cloud import request_log, server
 from nodestack.paths import free_port
+from nodestack.stack_state import LAYERS
 from tests.conftest import BIN, LOCAL_SETTINGS, REPO, client, make_image
 
 
@@ -58,8 +59,10 @@ def subnet_ids(ec2: Any, cidr: str) -> str:
 @dataclass(frozen=True)
 class SiteRuns:
     first: subprocess.CompletedProcess[str]
-    second: subprocess.CompletedProcess[str]
+    second: subprocess.CompletedProcess[str]  # every layer applied again (stack_converged_hours=0)
+    third: subprocess.CompletedProcess[str]  # the converged layers skipped
     first_calls: Counter[str]
+    third_calls: Counter[str]
 
 
 APP_SECRET = secrets.token_hex(16)
@@ -78,14 +81,20 @@ def site(aws_env: dict[str, str], local_cloud: server.Endpoint, promoted_ami: st
     first = playbook(aws_env, "site.yml", "-e", f"@{config}")
     assert first.returncode == 0, first.stdout[-3000:]
     calls = request_log.count_calls(log, before)[1]
-    second = playbook(aws_env, "site.yml", "-e", f"@{config}")
+    second = playbook(aws_env, "site.yml", "-e", f"@{config}", "-e", "stack_converged_hours=0")
     assert second.returncode == 0, second.stdout[-3000:]
-    return SiteRuns(first, second, calls)
+    before = request_log.log_size(log)
+    third = playbook(aws_env, "site.yml", "-e", f"@{config}")
+    assert third.returncode == 0, third.stdout[-3000:]
+    return SiteRuns(first, second, third, calls, request_log.count_calls(log, before)[1])
 
 
 def test_site_runs_twice_with_nothing_changed_the_second_time(site: SiteRuns, local_cloud: server.Endpoint,
                                                              promoted_ami: str) -> None:
     assert recap(site.second.stdout)["changed"] == 0
+    assert "skipping is off (stack_converged_hours: 0)" in site.second.stdout
+    for layer in LAYERS:  # each applied, and found as the first run left it
+        assert f"TASK [stack_{layer} : " in site.second.stdout, layer
     # Mitogen's strategy notice is silenced where it is understood (plugins/strategy); others still show
     assert "strategy plugins not included in ansible.builtin" not in site.first.stdout + site.first.stderr
     assert f"via {local_cloud.url}; AMI {promoted_ami}" in site.second.stdout
@@ -100,10 +109,59 @@ LOCK_TAKEN = "TASK [stack : Take the stack's run lock]"
 
 
 def test_site_runs_each_check_once_before_the_lock(site: SiteRuns) -> None:
-    for run in (site.first.stdout, site.second.stdout):
+    for run in (site.first.stdout, site.second.stdout, site.third.stdout):
         for task in (*OFFERINGS_CHECKS, *LB_CHECKS):
             assert run.count(task) == 1, task
             assert run.index(task) < run.index(LOCK_TAKEN), task
+
+
+def test_a_converged_stack_is_read_once_skipped_and_verified(site: SiteRuns) -> None:
+    third = site.third.stdout
+    assert recap(third)["changed"] == 0
+    assert f"Converged, skipped: {', '.join(LAYERS)}." in third
+    assert "TASK [stack_" not in third, "a converged layer was applied"
+    assert re.search(r"nodeapp-local verified: \d+ passed", third), third[-3000:]
+    # the layers' modules describe each resource again (about 150 calls); the batched read once, and
+    # verify answers from its responses: each read call at most twice (preflight's and the read's)
+    assert site.third_calls["ec2:DescribeSecurityGroups"] == 1, site.third_calls
+    assert site.third_calls["autoscaling:DescribePolicies"] == 1, site.third_calls
+    assert max(site.third_calls.values()) <= 4, site.third_calls
+    assert sum(site.third_calls.values()) < sum(site.first_calls.values()) / 3, site.third_calls
+
+
+@pytest.mark.usefixtures("site")
+def test_drift_applies_the_layer_it_is_in_and_those_after(aws_env: dict[str, str],
+                                                          local_cloud: server.Endpoint) -> None:
+    ec2 = client(local_cloud.url, "ec2")
+    groups = {g["GroupName"]: g for g in ec2.describe_security_groups(
+        Filters=[{"Name": "tag:App", "Values": ["nodeapp"]}])["SecurityGroups"]}
+    lb, app = groups["nodeapp-local-lb"], groups["nodeapp-local-app"]
+    ec2.revoke_security_group_ingress(GroupId=app["GroupId"], IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 3000, "ToPort": 3000, "UserIdGroupPairs": [{"GroupId": lb["GroupId"]}]}])
+
+    repaired = playbook(aws_env, "site.yml")
+    assert repaired.returncode == 0, repaired.stdout[-3000:]
+    assert ("Converged, skipped: iam, logs, network. Applying security_groups, load_balancer, compute, dns: "
+            "security_groups: its resources changed since the last converging run") in repaired.stdout
+    assert recap(repaired.stdout)["changed"] >= 1
+    app = ec2.describe_security_groups(GroupIds=[app["GroupId"]])["SecurityGroups"][0]
+    assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]]) for p in app["IpPermissions"]] == [
+        (3000, [lb["GroupId"]])]
+
+    again = playbook(aws_env, "site.yml")
+    assert f"Converged, skipped: {', '.join(LAYERS)}." in again.stdout and recap(again.stdout)["changed"] == 0
+
+
+@pytest.mark.usefixtures("site")
+def test_a_changed_setting_applies_every_layer_and_check_mode_records_nothing(aws_env: dict[str, str],
+                                                                             local_cloud: server.Endpoint) -> None:
+    ssm = client(local_cloud.url, "ssm")
+    recorded = ssm.get_parameter(Name="/nodeapp/local/state/nodeapp-local")["Parameter"]["Version"]
+    preview = playbook(aws_env, "site.yml", "--check", "--diff", "-e", "stack_asg_max_size=3")
+    assert preview.returncode == 0, preview.stdout[-3000:]
+    assert "Applying iam, logs, network, security_groups, load_balancer, compute, dns: the settings" in preview.stdout
+    assert recap(preview.stdout)["changed"] >= 1, preview.stdout[-3000:]  # the group's new maximum
+    assert ssm.get_parameter(Name="/nodeapp/local/state/nodeapp-local")["Parameter"]["Version"] == recorded
 
 
 @pytest.mark.parametrize("layer", ["iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns"])

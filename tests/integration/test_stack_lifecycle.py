@@ -245,8 +245,14 @@ def weights(cloud: server.Endpoint) -> dict[str, int]:
             if r["Name"] == "app.local.nodeapp.test." and "SetIdentifier" in r}
 
 
+def records_of_converged_runs(cloud: server.Endpoint) -> set[str]:
+    found = client(cloud.url, "ssm").get_parameters_by_path(Path="/nodeapp/local/state")["Parameters"]
+    return {p["Name"] for p in found}
+
+
 def test_bluegreen_shifts_in_steps_checks_health_and_rolls_back(cloud: server.Endpoint, env: dict[str, str]) -> None:
     assert playbook(env, "playbooks/teardown.yml").returncode == 0  # blue/green replaces the single release
+    assert records_of_converged_runs(cloud) == set(), "teardown forgets site.yml's record"
     for args in (["-e", "stack_color=blue"], ["-e", "stack_color=green", "-e", "stack_dns_weight=0"]):
         built = playbook(env, "site.yml", *args)
         assert built.returncode == 0, built.stdout[-3000:]
@@ -280,6 +286,7 @@ def test_bluegreen_shifts_in_steps_checks_health_and_rolls_back(cloud: server.En
     assert weights(cloud) == {"app-blue": 100}
     groups = client(cloud.url, "autoscaling").describe_auto_scaling_groups()["AutoScalingGroups"]
     assert [g["AutoScalingGroupName"] for g in groups] == ["nodeapp-local-blue"]
+    assert records_of_converged_runs(cloud) == {"/nodeapp/local/state/nodeapp-local-blue"}
 
 
 def test_interrupted_run_converges_without_duplicates(cloud: server.Endpoint, env: dict[str, str]) -> None:

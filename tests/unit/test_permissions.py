@@ -267,6 +267,7 @@ def test_the_check_names_what_a_caller_lacks() -> None:
         permissions.check(sts, iam, "stack", "nodeapp", "eu-west-1", local=False)
     assert {d.statement for d in lacks} == {"InstanceRoleWithBoundary", "InstanceRole", "PassInstanceRoleToEc2",
                                              "LoadBalancers", "AutoScaling", "Alarms", "AppConfiguration", "StackLock",
+                                             "StackConvergedRecord",
                                              "AppLogGroup", "AppLogGroupTags",
                                              "InstanceRoleReads", "AppParameters", "CreateTagged",
                                              "CreateTaggedInAppVpc", "CreateTaggedInAppSubnets", "AppNetwork",

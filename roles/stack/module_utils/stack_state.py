@@ -1,0 +1,1 @@
+../../../src/nodestack/stack_state.py

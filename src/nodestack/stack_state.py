@@ -1,0 +1,269 @@
+"""One batched read of a deployed stack, layer by layer, and what it is for: deciding which layers
+site.yml may skip (their resources are as the last converging run left them and the settings,
+the code and the AMI are the same), and giving verify the responses it would read again.
+
+A layer's fingerprint is a digest of what its describe calls return, without what changes on its
+own (timestamps, alarm states, instances, free addresses). A layer is skipped only when the
+record the last run wrote (an SSM parameter) holds the same inputs and the same fingerprint, the
+record is younger than the age the settings allow, and every layer before it is skipped too.
+Anything else, an unreadable state among it, applies the layer and every layer after it.
+
+The one implementation, for the Ansible module roles/stack/library/stack_converged.py (packed as
+`ansible.module_utils.stack_state` through roles/stack/module_utils/stack_state.py) and for
+verify/ (as `nodestack.stack_state`). Hence the standard library only; `client(service)` gives a
+boto3 client."""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+SERVICES = ("iam", "logs", "ec2", "elb", "elbv2", "autoscaling", "cloudwatch", "route53")  # what the layers read
+LAYERS = ("iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns")
+RECORD_VERSION = 1
+# Not the stack's configuration: what AWS changes by itself or by the app's traffic.
+VOLATILE = frozenset({
+    "ResponseMetadata", "NextToken", "nextToken", "Marker", "IsTruncated", "MaxItems",
+    "CreateDate", "CreatedTime", "CreatedTimestamp", "CreateTime", "CreationTime", "creationTime",
+    "LastModified", "LastModifiedDate", "RoleLastUsed", "storedBytes",
+    "Instances", "DesiredCapacity", "AvailableIpAddressCount", "Status",
+    "StateValue", "StateReason", "StateReasonData", "StateUpdatedTimestamp", "StateTransitionedTimestamp",
+    "AlarmConfigurationUpdatedTimestamp", "EvaluationState",
+})
+# Answers that mean "not there", which is a state too (the layer makes it).
+ABSENT = frozenset({
+    "NoSuchEntity", "ResourceNotFoundException", "LoadBalancerNotFound", "TargetGroupNotFound",
+    "AccessPointNotFound", "ValidationError", "InvalidLaunchTemplateName.NotFoundException",
+    "InvalidLaunchTemplateId.NotFound", "NoSuchHostedZone", "ParameterNotFound",
+})
+
+Client = Callable[[str], Any]
+
+
+def call_key(service: str, operation: str, params: dict[str, Any]) -> str:
+    """One call's identity: the same service, operation and parameters give the same key."""
+    return json.dumps([service, operation, params], sort_keys=True, default=str)
+
+
+@dataclass
+class Reader:
+    """Makes each describe call once (the layers read side by side) and keeps every response, by layer."""
+
+    client: Client
+    calls: dict[str, Any] = field(default_factory=dict)
+    layers: dict[str, list[str]] = field(default_factory=dict)
+    unreadable: dict[str, str] = field(default_factory=dict)
+    _pending: dict[str, Future[dict[str, Any]]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def of(self, layer: str) -> Callable[..., dict[str, Any]]:
+        """The call function of one layer's reader."""
+        keys = self.layers.setdefault(layer, [])
+
+        def call(service: str, operation: str, **params: Any) -> dict[str, Any]:
+            key = call_key(service, operation, params)
+            keys.append(key)
+            with self._lock:
+                made = key in self._pending
+                if not made:
+                    self._pending[key] = Future()
+            if made:
+                return self._pending[key].result()
+            try:
+                response = getattr(self.client(service), operation)(**params)
+            except Exception as err:  # noqa: BLE001 - boto3's errors: botocore is not imported here
+                code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
+                if code not in ABSENT:
+                    with self._lock:
+                        self.unreadable.setdefault(layer, f"{service}:{operation}: {code or err}")
+                response = {"Error": {"Code": code or type(err).__name__}}
+            response.pop("ResponseMetadata", None)
+            self.calls[key] = response
+            self._pending[key].set_result(response)
+            return response
+
+        return call
+
+
+Read = Callable[..., dict[str, Any]]
+
+
+def _tag_filters(tags: dict[str, str]) -> list[dict[str, Any]]:
+    return [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(tags.items())]
+
+
+def _iam(read: Read, spec: dict[str, Any]) -> None:
+    role = spec["names"]["instance_role"]
+    read("iam", "get_role", RoleName=role)
+    read("iam", "get_role_policy", RoleName=role, PolicyName=spec["names"]["instance_policy"])
+    read("iam", "get_instance_profile", InstanceProfileName=role)
+
+
+def _logs(read: Read, spec: dict[str, Any]) -> None:
+    name = spec["names"]["log_group"]
+    read("logs", "describe_log_groups", logGroupNamePrefix=name)
+    read("logs", "list_tags_log_group", logGroupName=name)
+
+
+def _network(read: Read, spec: dict[str, Any]) -> None:
+    tags = _tag_filters(spec["tags"])
+    vpcs = read("ec2", "describe_vpcs", Filters=tags).get("Vpcs", [])
+    for vpc in sorted(v["VpcId"] for v in vpcs):
+        for attribute in ("enableDnsHostnames", "enableDnsSupport"):
+            read("ec2", "describe_vpc_attribute", VpcId=vpc, Attribute=attribute)
+    read("ec2", "describe_subnets", Filters=tags)
+    read("ec2", "describe_internet_gateways", Filters=tags)
+    read("ec2", "describe_route_tables", Filters=tags)
+    # an Elastic IP's association shows in its NAT gateway; a deleted gateway drops out of the list
+    read("ec2", "describe_nat_gateways", Filters=[*tags, {"Name": "state", "Values": ["pending", "available"]}])
+    read("ec2", "describe_vpc_endpoints",
+         Filters=[*tags, {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]}])
+    read("ec2", "describe_security_groups",
+         Filters=[*tags, {"Name": "group-name", "Values": [spec["names"]["endpoint_group"]]}])
+
+
+def _security_groups(read: Read, spec: dict[str, Any]) -> None:
+    read("ec2", "describe_security_groups", Filters=_tag_filters(spec["tags"]))
+
+
+def _load_balancer(read: Read, spec: dict[str, Any]) -> None:
+    release = spec["release"]
+    if spec["lb_kind"] == "classic":
+        found = read("elb", "describe_load_balancers", LoadBalancerNames=[release])
+        if found.get("LoadBalancerDescriptions"):
+            read("elb", "describe_load_balancer_attributes", LoadBalancerName=release)
+            read("elb", "describe_tags", LoadBalancerNames=[release])
+        return
+    lbs = read("elbv2", "describe_load_balancers", Names=[release]).get("LoadBalancers", [])
+    groups = read("elbv2", "describe_target_groups", Names=[spec["names"]["target_group"]]).get("TargetGroups", [])
+    arns = [lb["LoadBalancerArn"] for lb in lbs] + [tg["TargetGroupArn"] for tg in groups]
+    for lb in lbs:
+        read("elbv2", "describe_load_balancer_attributes", LoadBalancerArn=lb["LoadBalancerArn"])
+        read("elbv2", "describe_listeners", LoadBalancerArn=lb["LoadBalancerArn"])
+    for tg in groups:
+        read("elbv2", "describe_target_group_attributes", TargetGroupArn=tg["TargetGroupArn"])
+    if arns:
+        read("elbv2", "describe_tags", ResourceArns=arns)
+
+
+def _compute(read: Read, spec: dict[str, Any]) -> None:
+    release = spec["release"]
+    groups = read("autoscaling", "describe_auto_scaling_groups",
+                  AutoScalingGroupNames=[release]).get("AutoScalingGroups", [])
+    if spec["launch_kind"] == "template":
+        templates = read("ec2", "describe_launch_templates",
+                         Filters=[{"Name": "launch-template-name", "Values": [release]}]).get("LaunchTemplates", [])
+        for template in templates:
+            read("ec2", "describe_launch_template_versions",
+                 LaunchTemplateId=template["LaunchTemplateId"], Versions=["$Default"])
+    for group in groups:
+        if group.get("LaunchConfigurationName"):
+            read("autoscaling", "describe_launch_configurations",
+                 LaunchConfigurationNames=[group["LaunchConfigurationName"]])
+    read("autoscaling", "describe_policies", AutoScalingGroupName=release)
+    alarms = read("cloudwatch", "describe_alarms", AlarmNames=list(spec["names"]["alarms"])).get("MetricAlarms", [])
+    for alarm in sorted(alarms, key=lambda a: a["AlarmName"]):
+        read("cloudwatch", "list_tags_for_resource", ResourceARN=alarm["AlarmArn"])
+
+
+def _dns(read: Read, spec: dict[str, Any]) -> None:
+    if not spec["dns_zone"]:
+        return
+    zones = read("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1")
+    for zone in zones.get("HostedZones", [])[:1]:
+        if zone["Name"] == spec["dns_zone"] + ".":
+            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"])
+
+
+READERS: dict[str, Callable[[Read, dict[str, Any]], None]] = {
+    "iam": _iam, "logs": _logs, "network": _network, "security_groups": _security_groups,
+    "load_balancer": _load_balancer, "compute": _compute, "dns": _dns,
+}
+
+
+def read(client: Client, spec: dict[str, Any]) -> Reader:
+    """Read every layer of the stack spec describes (names, tags, release, lb_kind, launch_kind,
+    dns_zone: the playbooks' naming map and settings), the layers side by side."""
+    reader = Reader(client)
+    with ThreadPoolExecutor(max_workers=len(LAYERS)) as pool:
+        for done in [pool.submit(READERS[layer], reader.of(layer), spec) for layer in LAYERS]:
+            done.result()
+    return reader
+
+
+def stable(value: Any) -> Any:
+    """value without what changes by itself, with lists in a stable order."""
+    if isinstance(value, dict):
+        return {k: stable(v) for k, v in value.items() if k not in VOLATILE}
+    if isinstance(value, list):
+        items = [stable(v) for v in value]
+        return sorted(items, key=lambda v: json.dumps(v, sort_keys=True, default=str))
+    return value
+
+
+def fingerprints(reader: Reader) -> dict[str, str]:
+    """Each layer's digest of what it read."""
+    found = {}
+    for layer in LAYERS:
+        seen = {key: stable(reader.calls[key]) for key in reader.layers.get(layer, [])}
+        found[layer] = hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return found
+
+
+def record(inputs: str, layers: dict[str, str], now: datetime.datetime) -> dict[str, Any]:
+    """What a converging run leaves: the inputs it applied and the fingerprints after."""
+    return {"version": RECORD_VERSION, "at": now.isoformat(timespec="seconds"), "inputs": inputs, "layers": layers}
+
+
+@dataclass
+class Decision:
+    skip: list[str]
+    apply: list[str]
+    why: str
+
+
+def decide(last: dict[str, Any] | None, inputs: str, found: dict[str, str], unreadable: dict[str, str],
+           now: datetime.datetime, max_age: datetime.timedelta) -> Decision:
+    """The layers to skip (a prefix of LAYERS) and why the first of the others is applied."""
+    why = ""
+    if not last or last.get("version") != RECORD_VERSION:
+        why = "no record of a converged run"
+    elif max_age <= datetime.timedelta(0):
+        why = "skipping is off (stack_converged_hours: 0)"
+    elif now - datetime.datetime.fromisoformat(last["at"]) > max_age:
+        why = f"the last converging run was at {last['at']}, longer ago than stack_converged_hours"
+    elif last.get("inputs") != inputs:
+        why = "the settings, the AMI or the roles changed"
+    skip: list[str] = []
+    for layer in LAYERS:
+        if why:
+            break
+        if layer in unreadable:
+            why = f"{layer}: its state could not be read ({unreadable[layer]})"
+        elif last and last["layers"].get(layer) != found[layer]:
+            why = f"{layer}: its resources changed since the last converging run"
+        else:
+            skip.append(layer)
+    return Decision(skip, [layer for layer in LAYERS if layer not in skip], why)
+
+
+def parse_record(raw: str | None) -> dict[str, Any] | None:
+    """The record as written by record(); None when absent or not ours."""
+    if not raw:
+        return None
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("layers"), dict) else None
+
+
+def snapshot(reader: Reader) -> dict[str, Any]:
+    """Every response by call, for verify (json-safe)."""
+    return json.loads(json.dumps(reader.calls, default=str))

@@ -1,0 +1,130 @@
+"""The batched read of a stack and the decision which layers site.yml skips (nodestack.stack_state)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+
+from nodestack import stack_state
+from nodestack.stack_state import LAYERS, decide, fingerprints, read, record
+
+NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
+DAY = datetime.timedelta(hours=24)
+SPEC = {"names": {"instance_role": "a-app", "instance_policy": "a-pol", "log_group": "/a/local",
+                  "target_group": "a-app", "endpoint_group": "a-endpoints", "alarms": ["h", "l", "u"]},
+        "tags": {"App": "a", "Project": "nodestack"}, "release": "a-local", "lb_kind": "alb",
+        "launch_kind": "template", "dns_zone": "example.test"}
+
+
+class NotFound(Exception):
+    response = {"Error": {"Code": "NoSuchEntity"}}
+
+
+class Denied(Exception):
+    response = {"Error": {"Code": "AccessDenied"}}
+
+
+class FakeAws:
+    """Answers every describe with a fixed response (what `answers` gives, else empty), counting calls."""
+
+    def __init__(self, answers: dict[str, Any]) -> None:
+        self.answers = answers
+        self.made: list[str] = []
+
+    def __call__(self, service: str) -> Any:
+        fake = self
+
+        class Client:
+            def __getattr__(self, operation: str) -> Any:
+                def call(**params: Any) -> Any:
+                    fake.made.append(f"{service}.{operation}")
+                    answer = fake.answers.get(f"{service}.{operation}", {})
+                    if isinstance(answer, Exception):
+                        raise answer
+                    return {**answer, "ResponseMetadata": {"RequestId": str(len(fake.made))}}
+                return call
+
+        return Client()
+
+
+def test_each_call_is_made_once_though_several_layers_read_it() -> None:
+    aws = FakeAws({"ec2.describe_vpcs": {"Vpcs": []}})
+    reader = stack_state.Reader(aws)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda layer: reader.of(layer)("ec2", "describe_vpcs", Filters=[]), ["a", "b"] * 4))
+    assert aws.made == ["ec2.describe_vpcs"]
+    assert all(answer == {"Vpcs": []} for answer in answers)
+    key = stack_state.call_key("ec2", "describe_vpcs", {"Filters": []})
+    assert reader.layers["a"] == reader.layers["b"] == [key] * 4
+    whole = read(FakeAws({}), SPEC)
+    assert len(whole.calls) == sum(len(set(keys)) for keys in whole.layers.values())
+
+
+def test_what_changes_by_itself_leaves_the_fingerprints_as_they_were() -> None:
+    group = {"AutoScalingGroupName": "a-local", "MinSize": 1, "MaxSize": 2, "DesiredCapacity": 1,
+             "Instances": [{"InstanceId": "i-1"}], "CreatedTime": "then"}
+    def of(one: dict[str, Any]) -> dict[str, str]:
+        return fingerprints(read(FakeAws({"autoscaling.describe_auto_scaling_groups": {"AutoScalingGroups": [one]}}),
+                                 SPEC))
+
+    first = of(group)
+    assert of({**group, "DesiredCapacity": 2, "Instances": [{"InstanceId": "i-2"}, {"InstanceId": "i-3"}]}) == first
+    third = of({**group, "MaxSize": 3})
+    assert [layer for layer in LAYERS if first[layer] != third[layer]] == ["compute"]
+
+
+def test_a_missing_resource_is_a_state_and_an_unreadable_one_is_not() -> None:
+    missing = read(FakeAws({"iam.get_role": NotFound()}), SPEC)
+    assert missing.unreadable == {}
+    denied = read(FakeAws({"iam.get_role": Denied()}), SPEC)
+    assert denied.unreadable == {"iam": "iam:get_role: AccessDenied"}
+    found = fingerprints(denied)
+    last = record("in", found, NOW)
+    decision = decide(last, "in", found, denied.unreadable, NOW, DAY)
+    assert decision.skip == [] and decision.apply == list(LAYERS) and "could not be read" in decision.why
+
+
+@pytest.fixture
+def found() -> dict[str, str]:
+    return {layer: f"fp-{layer}" for layer in LAYERS}
+
+
+def test_every_layer_is_skipped_when_all_match(found: dict[str, str]) -> None:
+    decision = decide(record("in", found, NOW - datetime.timedelta(hours=1)), "in", found, {}, NOW, DAY)
+    assert (decision.skip, decision.apply, decision.why) == (list(LAYERS), [], "")
+
+
+def test_from_the_first_changed_layer_every_layer_is_applied(found: dict[str, str]) -> None:
+    last = record("in", {**found, "security_groups": "before"}, NOW)
+    decision = decide(last, "in", found, {}, NOW, DAY)
+    assert decision.skip == ["iam", "logs", "network"]
+    assert decision.apply == ["security_groups", "load_balancer", "compute", "dns"]
+    assert decision.why.startswith("security_groups: its resources changed")
+
+
+@pytest.mark.parametrize(("last", "inputs", "hours", "why"), [
+    (None, "in", 24, "no record"),
+    ({"version": 0, "layers": {}}, "in", 24, "no record"),
+    ("fresh", "other", 24, "the settings, the AMI or the roles changed"),
+    ("fresh", "in", 0, "skipping is off"),
+    ("old", "in", 24, "longer ago than stack_converged_hours"),
+])
+def test_nothing_is_skipped_without_a_fresh_record_of_the_same_inputs(found: dict[str, str], last: Any, inputs: str,
+                                                                       hours: int, why: str) -> None:
+    at = {"fresh": NOW - datetime.timedelta(hours=1), "old": NOW - datetime.timedelta(hours=25)}
+    if isinstance(last, str):
+        last = record("in", found, at[last])
+    decision = decide(last, inputs, found, {}, NOW, datetime.timedelta(hours=hours))
+    assert decision.skip == [] and decision.apply == list(LAYERS)
+    assert why in decision.why
+
+
+def test_a_record_reads_back_and_garbage_is_no_record(found: dict[str, str]) -> None:
+    assert stack_state.parse_record(json.dumps(record("in", found, NOW))) == record("in", found, NOW)
+    assert stack_state.parse_record("not json") is None
+    assert stack_state.parse_record('{"at": 1}') is None
+    assert stack_state.parse_record(None) is None
