@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from nodestack.stack_state import alarm_tags_query
+
 
 @pytest.fixture(scope="session")
 def group(aws: Any, declared: dict[str, Any]) -> dict[str, Any]:
@@ -163,10 +165,10 @@ def test_alarms(aws: Any, declared: dict[str, Any]) -> None:
     assert sorted(alarms) == sorted(names)
     assert ":scalingPolicy:" in alarms[names[0]]["AlarmActions"][0]
     assert alarms[names[2]]["MetricName"] == "UnHealthyHostCount"
-    for name, alarm in alarms.items():  # what teardown finds them by
-        listed = aws("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"])["Tags"]
-        tags = {t["Key"]: t["Value"] for t in listed}
-        assert {key: tags.get(key) for key in declared["tags"]} == declared["tags"], name
+    # what teardown finds them by: every tag of the stack on each
+    tagged = aws("resourcegroupstaggingapi").get_resources(**alarm_tags_query(declared["tags"]))
+    untagged = {a["AlarmArn"] for a in alarms.values()} - {r["ResourceARN"] for r in tagged["ResourceTagMappingList"]}
+    assert not untagged, f"alarms without the stack's tags {declared['tags']}: {sorted(untagged)}"
 
 
 def test_log_group(aws: Any, declared: dict[str, Any]) -> None:
@@ -184,7 +186,8 @@ def test_dns_record_points_at_the_load_balancer(aws: Any, declared: dict[str, An
         pytest.skip("no stack_dns_zone: the stack has no DNS record")
     route53 = aws("route53")
     zone = route53.list_hosted_zones_by_name(DNSName=declared["dns_zone"] + ".", MaxItems="1")["HostedZones"][0]
-    records = [r for r in route53.list_resource_record_sets(HostedZoneId=zone["Id"])["ResourceRecordSets"]
+    listed = route53.list_resource_record_sets(HostedZoneId=zone["Id"], StartRecordName=declared["dns_record"] + ".")
+    records = [r for r in listed["ResourceRecordSets"]
                if r["Name"] == declared["dns_record"] + "." and r["Type"] == "A"
                and r.get("SetIdentifier") == (declared["dns_identifier"] or None)]
     assert len(records) == 1

@@ -11,6 +11,7 @@ inventory's SSH settings; without it these tests are reported skipped, with the 
 
 from __future__ import annotations
 
+import shlex
 import ssl
 import time
 import urllib.parse
@@ -37,9 +38,10 @@ def _local(declared: dict[str, Any]) -> bool:
 def in_service(aws: Any, declared: dict[str, Any]) -> list[str]:
     """The group's instances, once every one passes the load balancer's health check."""
     deadline = time.monotonic() + int(declared["health_check_grace"]) + READY_MARGIN
-    elb = aws("elbv2", live=True) if declared["lb_kind"] == "alb" else aws("elb", live=True)
+    live = False  # first as site.yml's read found them, then as they are
     while True:
-        group = aws("autoscaling", live=True).describe_auto_scaling_groups(
+        elb = aws("elbv2", live=live) if declared["lb_kind"] == "alb" else aws("elb", live=live)
+        group = aws("autoscaling", live=live).describe_auto_scaling_groups(
             AutoScalingGroupNames=[declared["release"]])["AutoScalingGroups"][0]
         ids = sorted(i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService")
         if declared["lb_kind"] == "alb":
@@ -54,7 +56,9 @@ def in_service(aws: Any, declared: dict[str, Any]) -> list[str]:
         assert time.monotonic() < deadline, (
             f"instances {sorted(set(ids) - healthy)} of {declared['release']} did not pass the load balancer's "
             f"health check within the grace period + {READY_MARGIN}s")
-        time.sleep(2)
+        if live:
+            time.sleep(2)
+        live = True
 
 
 @pytest.fixture(scope="session")
@@ -74,37 +78,63 @@ def hosts(in_service: list[str], declared: dict[str, Any]) -> list[Any]:
     return [testinfra.get_host(f"podman://{found[0]}") for found in names.values()]
 
 
-def test_app_unit_active_and_enabled(hosts: list[Any], declared: dict[str, Any]) -> None:
+# What the checks below look at, read in one command per host: each command is a podman exec
+# (about 0.1 s) or an SSH round trip through the bastion, and testinfra's own modules make ten.
+FACTS = r"""
+set -f
+unit={unit}
+workdir=$(systemctl show -p WorkingDirectory --value "$unit")
+g() {{ git -c 'safe.directory=*' -C "$workdir" "$@"; }}
+echo "active=$(systemctl is-active "$unit")"
+echo "enabled=$(systemctl is-enabled "$unit")"
+echo "listening=$(ss -Hltn | awk '{{print $4}}' | tr '\n' ' ')"
+status=$(cloud-init status --long 2>&1)
+echo "cloud_init_rc=$?"
+echo "cloud_init=$(printf %s "$status" | tr '\n' ';')"
+echo "workdir=$workdir"
+echo "head=$(g rev-parse HEAD 2>&1)"
+echo "wanted=$({wanted})"
+"""
+
+
+@pytest.fixture(scope="session")
+def facts(hosts: list[Any], aws: Any, declared: dict[str, Any]) -> dict[str, dict[str, str]]:
+    """Each host's facts (FACTS) by its name; the commit the AMI's AppCommit or AppRevision names."""
+    tags = tags_of(aws("ec2").describe_images(ImageIds=[declared["ami_id"]])["Images"][0])
+    commit, revision = tags.get(APP_COMMIT, ""), tags.get(APP_REVISION, "")
+    assert commit or revision, f"{declared['ami_id']} has no {APP_COMMIT} or {APP_REVISION} tag"
+    wanted = f"echo {shlex.quote(commit)}" if commit else f"g rev-parse {shlex.quote(revision + '^{commit}')} 2>&1"
+    script = FACTS.format(unit=shlex.quote(declared["app_service"]), wanted=wanted)
+    found: dict[str, dict[str, str]] = {}
     for host in hosts:
-        unit = host.service(declared["app_service"])
-        assert unit.is_running and unit.is_enabled, (
-            f"{host.backend.hostname}: {declared['app_service']} not running+enabled")
+        output = host.run(script).stdout
+        found[host.backend.hostname] = dict(line.split("=", 1) for line in output.splitlines() if "=" in line)
+    return found
 
 
-def test_app_listens_on_its_port(hosts: list[Any], declared: dict[str, Any]) -> None:
-    for host in hosts:
-        listening = host.socket.get_listening_sockets()
-        assert any(s.endswith(f":{declared['app_port']}") for s in listening), (host.backend.hostname, listening)
+def test_app_unit_active_and_enabled(facts: dict[str, dict[str, str]], declared: dict[str, Any]) -> None:
+    for name, host in facts.items():
+        assert (host["active"], host["enabled"]) == ("active", "enabled"), (
+            f"{name}: {declared['app_service']} is {host['active']} and {host['enabled']}, not running+enabled")
 
 
-def test_cloud_init_finished_without_error(hosts: list[Any]) -> None:
-    for host in hosts:
-        result = host.run("cloud-init status --long")
-        assert result.rc == 0 and "status: done" in result.stdout, f"{host.backend.hostname}: {result.stdout}"
+def test_app_listens_on_its_port(facts: dict[str, dict[str, str]], declared: dict[str, Any]) -> None:
+    for name, host in facts.items():
+        listening = host["listening"].split()
+        assert any(s.endswith(f":{declared['app_port']}") for s in listening), (name, listening)
 
 
-def test_app_revision_is_the_amis(hosts: list[Any], aws: Any, declared: dict[str, Any]) -> None:
+def test_cloud_init_finished_without_error(facts: dict[str, dict[str, str]]) -> None:
+    for name, host in facts.items():
+        assert host["cloud_init_rc"] == "0" and "status: done" in host["cloud_init"], f"{name}: {host['cloud_init']}"
+
+
+def test_app_revision_is_the_amis(facts: dict[str, dict[str, str]]) -> None:
     """The checkout at the AMI's AppCommit; an AMI baked before the bake recorded it: at what its
     AppRevision names in the checkout."""
-    tags = tags_of(aws("ec2").describe_images(ImageIds=[declared["ami_id"]])["Images"][0])
-    commit, revision = tags.get(APP_COMMIT), tags.get(APP_REVISION)
-    assert commit or revision, f"{declared['ami_id']} has no {APP_COMMIT} or {APP_REVISION} tag"
-    for host in hosts:
-        workdir = host.run(f"systemctl show -p WorkingDirectory --value {declared['app_service']}").stdout.strip()
-        git = f"git -c safe.directory='*' -C {workdir}"
-        head = host.check_output(f"{git} rev-parse HEAD")
-        wanted = commit or host.check_output(f"{git} rev-parse {revision}^{{commit}}")
-        assert head == wanted, f"{host.backend.hostname}: {workdir} is at {head}, the AMI says {revision} ({wanted})"
+    for name, host in facts.items():
+        assert host["head"] == host["wanted"], (
+            f"{name}: {host['workdir']} is at {host['head']}, the AMI says {host['wanted']}")
 
 
 def test_request_through_the_load_balancer_by_dns_name(in_service: list[str], declared: dict[str, Any],

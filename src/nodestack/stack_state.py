@@ -24,7 +24,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-SERVICES = ("iam", "logs", "ec2", "elb", "elbv2", "autoscaling", "cloudwatch", "route53")  # what the layers read
+# what the readers call
+SERVICES = ("iam", "logs", "ec2", "elb", "elbv2", "autoscaling", "cloudwatch", "route53", "resourcegroupstaggingapi")
 LAYERS = ("iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns")
 RECORD_VERSION = 1
 # Not the stack's configuration: what AWS changes by itself or by the app's traffic.
@@ -34,7 +35,7 @@ VOLATILE = frozenset({
     "LastModified", "LastModifiedDate", "RoleLastUsed", "storedBytes",
     "Instances", "DesiredCapacity", "AvailableIpAddressCount", "Status",
     "StateValue", "StateReason", "StateReasonData", "StateUpdatedTimestamp", "StateTransitionedTimestamp",
-    "AlarmConfigurationUpdatedTimestamp", "EvaluationState",
+    "AlarmConfigurationUpdatedTimestamp", "EvaluationState", "LastLaunchedTime",
 })
 # Answers that mean "not there", which is a state too (the layer makes it).
 ABSENT = frozenset({
@@ -58,6 +59,8 @@ class Reader:
     client: Client
     calls: dict[str, Any] = field(default_factory=dict)
     layers: dict[str, list[str]] = field(default_factory=dict)
+    # the part of a response a layer's fingerprint takes, when not all of it (by layer, then call)
+    parts: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     _pending: dict[str, Future[dict[str, Any]]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -65,10 +68,14 @@ class Reader:
     def of(self, layer: str) -> Callable[..., dict[str, Any]]:
         """The call function of one layer's reader."""
         keys = self.layers.setdefault(layer, [])
+        parts = self.parts.setdefault(layer, {})
 
-        def call(service: str, operation: str, **params: Any) -> dict[str, Any]:
+        def call(service: str, operation: str, part: Callable[[dict[str, Any]], Any] | None = None,
+                 **params: Any) -> dict[str, Any]:
             key = call_key(service, operation, params)
             keys.append(key)
+            if part:
+                parts[key] = part
             with self._lock:
                 made = key in self._pending
                 if not made:
@@ -124,8 +131,9 @@ def _network(read: Read, spec: dict[str, Any]) -> None:
     read("ec2", "describe_nat_gateways", Filters=[*tags, {"Name": "state", "Values": ["pending", "available"]}])
     read("ec2", "describe_vpc_endpoints",
          Filters=[*tags, {"Name": "vpc-endpoint-state", "Values": ["pending", "available"]}])
-    read("ec2", "describe_security_groups",
-         Filters=[*tags, {"Name": "group-name", "Values": [spec["names"]["endpoint_group"]]}])
+    endpoints = spec["names"]["endpoint_group"]  # the stack's groups are the next layer's, but this one
+    read("ec2", "describe_security_groups", Filters=tags,
+         part=lambda found: [g for g in found.get("SecurityGroups", []) if g["GroupName"] == endpoints])
 
 
 def _security_groups(read: Read, spec: dict[str, Any]) -> None:
@@ -167,9 +175,15 @@ def _compute(read: Read, spec: dict[str, Any]) -> None:
             read("autoscaling", "describe_launch_configurations",
                  LaunchConfigurationNames=[group["LaunchConfigurationName"]])
     read("autoscaling", "describe_policies", AutoScalingGroupName=release)
-    alarms = read("cloudwatch", "describe_alarms", AlarmNames=list(spec["names"]["alarms"])).get("MetricAlarms", [])
-    for alarm in sorted(alarms, key=lambda a: a["AlarmName"]):
-        read("cloudwatch", "list_tags_for_resource", ResourceARN=alarm["AlarmArn"])
+    read("cloudwatch", "describe_alarms", AlarmNames=list(spec["names"]["alarms"]))
+    read("resourcegroupstaggingapi", "get_resources", **alarm_tags_query(spec["tags"]))
+
+
+def alarm_tags_query(tags: dict[str, str]) -> dict[str, Any]:
+    """GetResources' parameters for the alarms carrying every tag of the stack: one call where
+    CloudWatch lists each alarm's tags apart (what teardown finds them by)."""
+    return {"ResourceTypeFilters": ["cloudwatch:alarm"],
+            "TagFilters": [{"Key": key, "Values": [value]} for key, value in sorted(tags.items())]}
 
 
 def _dns(read: Read, spec: dict[str, Any]) -> None:
@@ -178,12 +192,23 @@ def _dns(read: Read, spec: dict[str, Any]) -> None:
     zones = read("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1")
     for zone in zones.get("HostedZones", [])[:1]:
         if zone["Name"] == spec["dns_zone"] + ".":
-            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"])
+            # from the app's name on: a zone of many records lists it on its first page
+            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"],
+                 StartRecordName=spec["names"]["dns_record"] + ".")
+
+
+def _deployed(read: Read, spec: dict[str, Any]) -> None:
+    """Read for verify, not a layer's: the AMI the group launches (preflight checks it), the targets' health."""
+    read("ec2", "describe_images", ImageIds=[spec["ami_id"]])
+    if spec["lb_kind"] != "classic":
+        groups = read("elbv2", "describe_target_groups", Names=[spec["names"]["target_group"]])
+        for tg in groups.get("TargetGroups", []):
+            read("elbv2", "describe_target_health", TargetGroupArn=tg["TargetGroupArn"])
 
 
 READERS: dict[str, Callable[[Read, dict[str, Any]], None]] = {
     "iam": _iam, "logs": _logs, "network": _network, "security_groups": _security_groups,
-    "load_balancer": _load_balancer, "compute": _compute, "dns": _dns,
+    "load_balancer": _load_balancer, "compute": _compute, "dns": _dns, "deployed": _deployed,
 }
 
 
@@ -191,10 +216,29 @@ def read(client: Client, spec: dict[str, Any]) -> Reader:
     """Read every layer of the stack spec describes (names, tags, release, lb_kind, launch_kind,
     dns_zone: the playbooks' naming map and settings), the layers side by side."""
     reader = Reader(client)
-    with ThreadPoolExecutor(max_workers=len(LAYERS)) as pool:
-        for done in [pool.submit(READERS[layer], reader.of(layer), spec) for layer in LAYERS]:
+    with ThreadPoolExecutor(max_workers=len(READERS)) as pool:
+        for done in [pool.submit(read_layer, reader.of(layer), spec) for layer, read_layer in READERS.items()]:
             done.result()
     return reader
+
+
+def found(reader: Reader, spec: dict[str, Any]) -> dict[str, Any]:
+    """What preflight needs of the read: the hosted zone's id, its record sets from the app's name
+    on (as tasks/records.yml gives them), the release's load balancer's DNS name ('' for none)."""
+    def response(service: str, operation: str, **params: Any) -> dict[str, Any]:
+        return dict(reader.calls.get(call_key(service, operation, params), {}))
+
+    zones = response("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1")
+    zone_id = next((z["Id"] for z in zones.get("HostedZones", [])[:1] if z["Name"] == spec["dns_zone"] + "."), "")
+    records = response("route53", "list_resource_record_sets", HostedZoneId=zone_id,
+                       StartRecordName=spec["names"]["dns_record"] + ".").get("ResourceRecordSets", [])
+    if spec["lb_kind"] == "classic":
+        lbs = response("elb", "describe_load_balancers", LoadBalancerNames=[spec["release"]])
+        lb_dns = [lb["DNSName"] for lb in lbs.get("LoadBalancerDescriptions", [])]
+    else:
+        lbs = response("elbv2", "describe_load_balancers", Names=[spec["release"]])
+        lb_dns = [lb["DNSName"] for lb in lbs.get("LoadBalancers", [])]
+    return {"dns_zone_id": zone_id, "dns_records": records, "lb_dns_name": (lb_dns + [""])[0]}
 
 
 def stable(value: Any) -> Any:
@@ -211,7 +255,9 @@ def fingerprints(reader: Reader) -> dict[str, str]:
     """Each layer's digest of what it read."""
     found = {}
     for layer in LAYERS:
-        seen = {key: stable(reader.calls[key]) for key in reader.layers.get(layer, [])}
+        parts = reader.parts.get(layer, {})
+        seen = {key: stable(parts[key](reader.calls[key]) if key in parts else reader.calls[key])
+                for key in reader.layers.get(layer, [])}
         found[layer] = hashlib.sha256(json.dumps(seen, sort_keys=True, default=str).encode()).hexdigest()[:32]
     return found
 

@@ -136,8 +136,7 @@ def test_drift_applies_the_layer_it_is_in_and_those_after(aws_env: dict[str, str
     groups = {g["GroupName"]: g for g in ec2.describe_security_groups(
         Filters=[{"Name": "tag:App", "Values": ["nodeapp"]}])["SecurityGroups"]}
     lb, app = groups["nodeapp-local-lb"], groups["nodeapp-local-app"]
-    ec2.revoke_security_group_ingress(GroupId=app["GroupId"], IpPermissions=[{
-        "IpProtocol": "tcp", "FromPort": 3000, "ToPort": 3000, "UserIdGroupPairs": [{"GroupId": lb["GroupId"]}]}])
+    ec2.revoke_security_group_ingress(GroupId=app["GroupId"], IpPermissions=app["IpPermissions"])  # as by hand
 
     repaired = playbook(aws_env, "site.yml")
     assert repaired.returncode == 0, repaired.stdout[-3000:]
@@ -157,10 +156,14 @@ def test_a_changed_setting_applies_every_layer_and_check_mode_records_nothing(aw
                                                                              local_cloud: server.Endpoint) -> None:
     ssm = client(local_cloud.url, "ssm")
     recorded = ssm.get_parameter(Name="/nodeapp/local/state/nodeapp-local")["Parameter"]["Version"]
-    preview = playbook(aws_env, "site.yml", "--check", "--diff", "-e", "stack_asg_max_size=3")
+    preview = playbook(aws_env, "site.yml", "--check", "--diff", "-e", "stack_log_retention_days=14")
     assert preview.returncode == 0, preview.stdout[-3000:]
     assert "Applying iam, logs, network, security_groups, load_balancer, compute, dns: the settings" in preview.stdout
-    assert recap(preview.stdout)["changed"] >= 1, preview.stdout[-3000:]  # the group's new maximum
+    assert recap(preview.stdout)["changed"] == 1, preview.stdout[-3000:]  # the log group's retention
+    assert "/nodeapp/local: retention 30 -> 14 days" in preview.stdout
+    # amazon.aws's log group module sets the retention in check mode too: the layer leaves it out there
+    group = client(local_cloud.url, "logs").describe_log_groups(logGroupNamePrefix="/nodeapp/local")["logGroups"]
+    assert [g.get("retentionInDays") for g in group] == [30]
     assert ssm.get_parameter(Name="/nodeapp/local/state/nodeapp-local")["Parameter"]["Version"] == recorded
 
 
@@ -317,9 +320,11 @@ def test_a_record_of_another_stacks_load_balancer_is_refused_before_any_change(
         result = playbook(aws_env, "site.yml")
         assert result.returncode != 0
         assert "points at load balancer nodeapp-other, not at nodeapp-local's" in result.stdout, result.stdout[-3000:]
-        writes = [c for c in request_log.count_calls(local_cloud.request_log, before)[1]
-                  if re.search(r":(Create|Put|Delete|Modify|Change|Attach|Authorize|Run|POST)", c)]
-        assert writes == []
+        writes = {call: n for call, n in request_log.count_calls(local_cloud.request_log, before)[1].items()
+                  if re.search(r":(Create|Put|Delete|Modify|Change|Attach|Authorize|Run|POST)", call)}
+        # checked under the run lock (no other run changes the record meanwhile): its take and release only
+        assert writes == {"ssm:PutParameter": 1, "ssm:DeleteParameter": 1}
+        assert client(local_cloud.url, "ssm").get_parameters_by_path(Path="/nodeapp/local/lock")["Parameters"] == []
     finally:
         point_at(ours)
         elb.delete_load_balancer(LoadBalancerArn=other["LoadBalancerArn"])

@@ -18,7 +18,7 @@ SCOPE = permissions.Scope(app="nodeapp", account="111122223333", region="eu-west
 # IAM's service prefixes and the botocore models whose operations they authorise.
 MODELS = {"ec2": ["ec2"], "autoscaling": ["autoscaling"], "elasticloadbalancing": ["elbv2", "elb"],
           "cloudwatch": ["cloudwatch"], "route53": ["route53"], "iam": ["iam"], "ssm": ["ssm"], "kms": ["kms"],
-          "logs": ["logs"], "acm": ["acm"], "sns": ["sns"], "sts": ["sts"]}
+          "logs": ["logs"], "acm": ["acm"], "sns": ["sns"], "sts": ["sts"], "tag": ["resourcegroupstaggingapi"]}
 NOT_OPERATIONS = {"iam:PassRole"}  # a permission checked when a role is handed to a service, not a call
 # the SSM agent's own calls (registration, Session Manager's channels): of no SDK, so of no botocore model
 AGENT_ONLY = {"ssm:UpdateInstanceInformation", "ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",

@@ -17,7 +17,7 @@ DAY = datetime.timedelta(hours=24)
 SPEC = {"names": {"instance_role": "a-app", "instance_policy": "a-pol", "log_group": "/a/local",
                   "target_group": "a-app", "endpoint_group": "a-endpoints", "alarms": ["h", "l", "u"]},
         "tags": {"App": "a", "Project": "nodestack"}, "release": "a-local", "lb_kind": "alb",
-        "launch_kind": "template", "dns_zone": "example.test"}
+        "launch_kind": "template", "dns_zone": "example.test", "ami_id": "ami-0123456789abcdef0"}
 
 
 class NotFound(Exception):
@@ -60,8 +60,10 @@ def test_each_call_is_made_once_though_several_layers_read_it() -> None:
     assert all(answer == {"Vpcs": []} for answer in answers)
     key = stack_state.call_key("ec2", "describe_vpcs", {"Filters": []})
     assert reader.layers["a"] == reader.layers["b"] == [key] * 4
-    whole = read(FakeAws({}), SPEC)
-    assert len(whole.calls) == sum(len(set(keys)) for keys in whole.layers.values())
+    aws = FakeAws({"elbv2.describe_target_groups": {"TargetGroups": [{"TargetGroupArn": "arn:tg"}]}})
+    whole = read(aws, SPEC)  # the load balancer layer and verify's part both read the target group
+    assert len(aws.made) == len(whole.calls) == len(set().union(*whole.layers.values()))
+    assert aws.made.count("elbv2.describe_target_groups") == 1
 
 
 def test_what_changes_by_itself_leaves_the_fingerprints_as_they_were() -> None:

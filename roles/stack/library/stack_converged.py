@@ -37,6 +37,10 @@ apply: {description: The layers to apply., returned: always, type: list}
 why: {description: Why the first layer of apply is applied (empty when none is)., returned: always, type: str}
 fingerprints: {description: Each layer's digest of its state., returned: always, type: dict}
 calls: {description: How many describe calls the read made., returned: always, type: int}
+found:
+  description: The hosted zone's id, its record sets from the app's name on, the load balancer's DNS name.
+  returned: always
+  type: dict
 """
 
 try:
@@ -44,7 +48,7 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports it
 
-from ansible.module_utils.stack_state import SERVICES, decide, fingerprints, parse_record, read, record, snapshot
+from ansible.module_utils.stack_state import SERVICES, decide, fingerprints, found, parse_record, read, record, snapshot
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -85,22 +89,23 @@ def run(module: Any) -> None:
         # made once each, before the layers read side by side
         clients = {service: module.client(service, retry_decorator=AWSRetry.jittered_backoff()) for service in SERVICES}
         reader = read(clients.__getitem__, params["spec"])
-        found = fingerprints(reader)
+        layers = fingerprints(reader)
         if params["mode"] == "record":
             if reader.unreadable:  # nothing to record: the next run applies the unreadable layers
                 module.warn(f"Not recording the stack as converged: {reader.unreadable}")
             elif not module.check_mode:
-                _write_record(ssm, params["record_name"], record(params["inputs"], found, now), params["tags"])
+                _write_record(ssm, params["record_name"], record(params["inputs"], layers, now), params["tags"])
             _write_snapshot(params["snapshot"], snapshot(reader))
-            module.exit_json(changed=False, skip=[], apply=[], why="", fingerprints=found, calls=len(reader.calls))
+            module.exit_json(changed=False, skip=[], apply=[], why="", fingerprints=layers, calls=len(reader.calls),
+                             found=found(reader, params["spec"]))
         last = _last_record(ssm, params["record_name"])
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         module.fail_json_aws(err, msg=f"Could not read or record the stack's state ({params['record_name']})")
-    decision = decide(last, params["inputs"], found, reader.unreadable, now,
+    decision = decide(last, params["inputs"], layers, reader.unreadable, now,
                       datetime.timedelta(hours=params["hours"]))
     _write_snapshot(params["snapshot"], snapshot(reader))
     module.exit_json(changed=False, skip=decision.skip, apply=decision.apply, why=decision.why,
-                     fingerprints=found, calls=len(reader.calls))
+                     fingerprints=layers, calls=len(reader.calls), found=found(reader, params["spec"]))
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ options:
     required: true
     choices: [stack, verify, bake]
   app: {description: The app's name (stack_app_name)., type: str, required: true}
+  caller_arn: {description: The caller's ARN when already read (else GetCallerIdentity)., type: str, default: ""}
 extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3]
 """
 
@@ -45,13 +46,19 @@ def main() -> None:
         argument_spec=dict(
             run=dict(type="str", required=True, choices=list(permissions.NEEDS)),
             app=dict(type="str", required=True),
+            caller_arn=dict(type="str", default=""),
         ),
         supports_check_mode=True,
     )
     run, app = module.params["run"], module.params["app"]
     try:
-        scope, verdict = permissions.check(module.client("sts"), module.client("iam"), run, app, module.region,
-                                           local=permissions.on_loopback(module.params.get("endpoint_url")))
+        local = permissions.on_loopback(module.params.get("endpoint_url"))
+        if module.params["caller_arn"]:  # the run has read it already (tasks/account.yml)
+            scope, verdict = permissions.check_as(module.params["caller_arn"], module.client("iam"), run, app,
+                                                  module.region, local)
+        else:
+            scope, verdict = permissions.check(module.client("sts"), module.client("iam"), run, app, module.region,
+                                               local=local)
     except permissions.PolicyError as exc:
         module.fail_json(msg=str(exc))
     except botocore.exceptions.ClientError as exc:

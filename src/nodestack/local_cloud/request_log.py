@@ -14,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/[^/]+/([^/]+)/aws4_request")
+# The endpoint's own paths, not AWS calls: moto's API and the local cloud's ping (server.PING_PATH).
+NOT_AWS = ("/moto-api", "/_nodestack/")
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
@@ -45,7 +47,7 @@ class RequestLog:
         body = environ["wsgi.input"].read(length) if length else b""
         environ["wsgi.input"] = io.BytesIO(body)
         service, action = describe_call(environ, body)
-        if not environ.get("PATH_INFO", "").startswith("/moto-api"):
+        if not environ.get("PATH_INFO", "").startswith(NOT_AWS):
             line = json.dumps({"t": round(time.time(), 3), "service": service, "action": action})
             with self.lock, self.path.open("a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
