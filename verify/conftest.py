@@ -70,12 +70,17 @@ class Recorded:
     def __init__(self, service: str, client: Any, responses: dict[str, Any]) -> None:
         self._service, self._client, self._responses = service, client, responses
 
-    def __getattr__(self, operation: str) -> Any:
-        live = getattr(self._client, operation)
+    def __getattr__(self, name: str) -> Any:
+        live = getattr(self._client, name)
+        if name not in self._client.meta.method_to_api_mapping:  # exceptions, meta, paginators: the client's
+            return live
 
         def call(**params: Any) -> Any:
-            found = self._responses.get(call_key(self._service, operation, params), None)
-            return copy.deepcopy(found) if found is not None else live(**params)
+            found = self._responses.get(call_key(self._service, name, params), None)
+            if found is None:
+                return live(**params)
+            _context.update(call=f"{self._service}:{self._client.meta.method_to_api_mapping[name]} (site.yml's read)")
+            return copy.deepcopy(found)
 
         return call
 

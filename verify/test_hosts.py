@@ -11,6 +11,7 @@ inventory's SSH settings; without it these tests are reported skipped, with the 
 
 from __future__ import annotations
 
+import re
 import shlex
 import ssl
 import time
@@ -85,15 +86,20 @@ set -f
 unit={unit}
 workdir=$(systemctl show -p WorkingDirectory --value "$unit")
 g() {{ git -c 'safe.directory=*' -C "$workdir" "$@"; }}
-echo "active=$(systemctl is-active "$unit")"
-echo "enabled=$(systemctl is-enabled "$unit")"
-echo "listening=$(ss -Hltn | awk '{{print $4}}' | tr '\n' ' ')"
+say() {{ printf '%s=%s\n' "$1" "$2"; }}
+say active "$(systemctl is-active "$unit")"
+say enabled "$(systemctl is-enabled "$unit")"
+say listening "$(ss -Hltn | awk '{{print $4}}' | tr '\n' ' ')"
 status=$(cloud-init status --long 2>&1)
-echo "cloud_init_rc=$?"
-echo "cloud_init=$(printf %s "$status" | tr '\n' ';')"
-echo "workdir=$workdir"
-echo "head=$(g rev-parse HEAD 2>&1)"
-echo "wanted=$({wanted})"
+say cloud_init_rc $?
+say cloud_init "$(printf %s "$status" | tr '\n' ';')"
+say workdir "$workdir"
+head=$(g rev-parse HEAD 2>&1)
+say head_rc $?
+say head "$head"
+wanted=$({wanted})
+say wanted_rc $?
+say wanted "$wanted"
 """
 
 
@@ -133,6 +139,10 @@ def test_app_revision_is_the_amis(facts: dict[str, dict[str, str]]) -> None:
     """The checkout at the AMI's AppCommit; an AMI baked before the bake recorded it: at what its
     AppRevision names in the checkout."""
     for name, host in facts.items():
+        assert host["workdir"], f"{name}: the app's unit has no working directory"
+        assert (host["head_rc"], host["wanted_rc"]) == ("0", "0"), (
+            f"{name}: cannot read the checkout in {host['workdir']}: {host['head']} / {host['wanted']}")
+        assert re.fullmatch(r"[0-9a-f]{40}", host["head"]), f"{name}: HEAD is {host['head']!r}"
         assert host["head"] == host["wanted"], (
             f"{name}: {host['workdir']} is at {host['head']}, the AMI says {host['wanted']}")
 

@@ -3,10 +3,13 @@ site.yml may skip (their resources are as the last converging run left them and 
 the code and the AMI are the same), and giving verify the responses it would read again.
 
 A layer's fingerprint is a digest of what its describe calls return, without what changes on its
-own (timestamps, alarm states, instances, free addresses). A layer is skipped only when the
-record the last run wrote (an SSM parameter) holds the same inputs and the same fingerprint, the
-record is younger than the age the settings allow, and every layer before it is skipped too.
-Anything else, an unreadable state among it, applies the layer and every layer after it.
+own (timestamps, alarm states, instances, free addresses). After a run that applied layers, the
+record (an SSM parameter) keeps the inputs and the fingerprint of each layer that read the same
+before and after the run: a layer its run changed is recorded only once a later run finds it
+unchanged (what needs two passes gets them). A layer is skipped only when the record holds the
+same inputs and its fingerprint, the last run that applied every layer is younger than the age
+the settings allow, and every layer before it is skipped too. Anything else, an unreadable state
+among it, applies the layer and every layer after it.
 
 The one implementation, for the Ansible module roles/stack/library/stack_converged.py (packed as
 `ansible.module_utils.stack_state` through roles/stack/module_utils/stack_state.py) and for
@@ -27,13 +30,14 @@ from typing import Any
 # what the readers call
 SERVICES = ("iam", "logs", "ec2", "elb", "elbv2", "autoscaling", "cloudwatch", "route53", "resourcegroupstaggingapi")
 LAYERS = ("iam", "logs", "network", "security_groups", "load_balancer", "compute", "dns")
-RECORD_VERSION = 1
+RECORD_VERSION = 2
+CLOCK_SKEW = datetime.timedelta(minutes=5)  # a record from further ahead is no record
 # Not the stack's configuration: what AWS changes by itself or by the app's traffic.
 VOLATILE = frozenset({
     "ResponseMetadata", "NextToken", "nextToken", "Marker", "IsTruncated", "MaxItems",
     "CreateDate", "CreatedTime", "CreatedTimestamp", "CreateTime", "CreationTime", "creationTime",
     "LastModified", "LastModifiedDate", "RoleLastUsed", "storedBytes",
-    "Instances", "DesiredCapacity", "AvailableIpAddressCount", "Status",
+    "Instances", "DesiredCapacity", "AvailableIpAddressCount",
     "StateValue", "StateReason", "StateReasonData", "StateUpdatedTimestamp", "StateTransitionedTimestamp",
     "AlarmConfigurationUpdatedTimestamp", "EvaluationState", "LastLaunchedTime",
 })
@@ -63,6 +67,7 @@ class Reader:
     parts: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
     _pending: dict[str, Future[dict[str, Any]]] = field(default_factory=dict)
+    _failed: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def of(self, layer: str) -> Callable[..., dict[str, Any]]:
@@ -80,22 +85,30 @@ class Reader:
                 made = key in self._pending
                 if not made:
                     self._pending[key] = Future()
-            if made:
-                return self._pending[key].result()
-            try:
-                response = getattr(self.client(service), operation)(**params)
-            except Exception as err:  # noqa: BLE001 - boto3's errors: botocore is not imported here
-                code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
-                if code not in ABSENT:
-                    with self._lock:
-                        self.unreadable.setdefault(layer, f"{service}:{operation}: {code or err}")
-                response = {"Error": {"Code": code or type(err).__name__}}
-            response.pop("ResponseMetadata", None)
-            self.calls[key] = response
-            self._pending[key].set_result(response)
+            if not made:
+                self._make(key, service, operation, params)
+            response = self._pending[key].result()
+            if key in self._failed:  # every layer reading it, not only the first
+                with self._lock:
+                    self.unreadable.setdefault(layer, self._failed[key])
             return response
 
         return call
+
+    def _make(self, key: str, service: str, operation: str, params: dict[str, Any]) -> None:
+        try:
+            response = getattr(self.client(service), operation)(**params)
+        except Exception as err:  # noqa: BLE001 - boto3's errors: botocore is not imported here
+            code = getattr(err, "response", {}).get("Error", {}).get("Code", "")
+            if code not in ABSENT:
+                self._failed[key] = f"{service}:{operation}: {code or err}"
+            response = {"Error": {"Code": code or type(err).__name__}}
+        except BaseException as err:  # an interrupt: the layers waiting on this call end too
+            self._pending[key].set_exception(err)
+            raise
+        response.pop("ResponseMetadata", None)
+        self.calls[key] = response
+        self._pending[key].set_result(response)
 
 
 Read = Callable[..., dict[str, Any]]
@@ -114,7 +127,8 @@ def _iam(read: Read, spec: dict[str, Any]) -> None:
 
 def _logs(read: Read, spec: dict[str, Any]) -> None:
     name = spec["names"]["log_group"]
-    read("logs", "describe_log_groups", logGroupNamePrefix=name)
+    read("logs", "describe_log_groups", logGroupNamePrefix=name,
+         part=lambda found: [g for g in found.get("logGroups", []) if g["logGroupName"] == name])
     read("logs", "list_tags_log_group", logGroupName=name)
 
 
@@ -153,9 +167,9 @@ def _load_balancer(read: Read, spec: dict[str, Any]) -> None:
     arns = [lb["LoadBalancerArn"] for lb in lbs] + [tg["TargetGroupArn"] for tg in groups]
     for lb in lbs:
         read("elbv2", "describe_load_balancer_attributes", LoadBalancerArn=lb["LoadBalancerArn"])
-        read("elbv2", "describe_listeners", LoadBalancerArn=lb["LoadBalancerArn"])
-    for tg in groups:
-        read("elbv2", "describe_target_group_attributes", TargetGroupArn=tg["TargetGroupArn"])
+        listeners = read("elbv2", "describe_listeners", LoadBalancerArn=lb["LoadBalancerArn"]).get("Listeners", [])
+        for listener in listeners:  # the layer's module removes rules it does not list
+            read("elbv2", "describe_rules", ListenerArn=listener["ListenerArn"])
     if arns:
         read("elbv2", "describe_tags", ResourceArns=arns)
 
@@ -175,8 +189,10 @@ def _compute(read: Read, spec: dict[str, Any]) -> None:
             read("autoscaling", "describe_launch_configurations",
                  LaunchConfigurationNames=[group["LaunchConfigurationName"]])
     read("autoscaling", "describe_policies", AutoScalingGroupName=release)
+    alarms = tuple(f":alarm:{name}" for name in spec["names"]["alarms"])
     read("cloudwatch", "describe_alarms", AlarmNames=list(spec["names"]["alarms"]))
-    read("resourcegroupstaggingapi", "get_resources", **alarm_tags_query(spec["tags"]))
+    read("resourcegroupstaggingapi", "get_resources", **alarm_tags_query(spec["tags"]),
+         part=lambda found: [r for r in found.get("ResourceTagMappingList", []) if r["ResourceARN"].endswith(alarms)])
 
 
 def alarm_tags_query(tags: dict[str, str]) -> dict[str, Any]:
@@ -189,12 +205,16 @@ def alarm_tags_query(tags: dict[str, str]) -> dict[str, Any]:
 def _dns(read: Read, spec: dict[str, Any]) -> None:
     if not spec["dns_zone"]:
         return
-    zones = read("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1")
+    name, identifier = spec["names"]["dns_record"] + ".", spec["names"]["dns_identifier"]
+    zones = read("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1",
+                 part=lambda found: [[z["Id"], z["Name"]] for z in found.get("HostedZones", [])[:1]])
     for zone in zones.get("HostedZones", [])[:1]:
         if zone["Name"] == spec["dns_zone"] + ".":
-            # from the app's name on: a zone of many records lists it on its first page
-            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"],
-                 StartRecordName=spec["names"]["dns_record"] + ".")
+            # from the app's name on: a zone of many records lists it on its first page; the
+            # fingerprint takes this release's record alone (not the other colour's, nor other names)
+            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"], StartRecordName=name,
+                 part=lambda found: [r for r in found.get("ResourceRecordSets", [])
+                                     if r["Name"] == name and r.get("SetIdentifier", "") == identifier])
 
 
 def _deployed(read: Read, spec: dict[str, Any]) -> None:
@@ -262,9 +282,17 @@ def fingerprints(reader: Reader) -> dict[str, str]:
     return found
 
 
-def record(inputs: str, layers: dict[str, str], now: datetime.datetime) -> dict[str, Any]:
-    """What a converging run leaves: the inputs it applied and the fingerprints after."""
-    return {"version": RECORD_VERSION, "at": now.isoformat(timespec="seconds"), "inputs": inputs, "layers": layers}
+def record(inputs: str, layers: dict[str, str], now: datetime.datetime,
+           full_at: datetime.datetime) -> dict[str, Any]:
+    """What a run that applied layers leaves: its inputs, the fingerprints of the layers it found
+    settled (the same before and after it), and when a run last applied every layer."""
+    return {"version": RECORD_VERSION, "at": now.isoformat(timespec="seconds"),
+            "full_at": full_at.isoformat(timespec="seconds"), "inputs": inputs, "layers": layers}
+
+
+def settled(before: dict[str, str], after: dict[str, str]) -> dict[str, str]:
+    """The layers whose fingerprint a run left as it found it."""
+    return {layer: after[layer] for layer in LAYERS if layer in before and before[layer] == after.get(layer)}
 
 
 @dataclass
@@ -278,13 +306,13 @@ def decide(last: dict[str, Any] | None, inputs: str, found: dict[str, str], unre
            now: datetime.datetime, max_age: datetime.timedelta) -> Decision:
     """The layers to skip (a prefix of LAYERS) and why the first of the others is applied."""
     why = ""
-    if not last or last.get("version") != RECORD_VERSION:
+    if not last:
         why = "no record of a converged run"
     elif max_age <= datetime.timedelta(0):
         why = "skipping is off (stack_converged_hours: 0)"
-    elif now - datetime.datetime.fromisoformat(last["at"]) > max_age:
-        why = f"the last converging run was at {last['at']}, longer ago than stack_converged_hours"
-    elif last.get("inputs") != inputs:
+    elif now - datetime.datetime.fromisoformat(last["full_at"]) > max_age:
+        why = f"every layer was last applied at {last['full_at']}, longer ago than stack_converged_hours"
+    elif last["inputs"] != inputs:
         why = "the settings, the AMI or the roles changed"
     skip: list[str] = []
     for layer in LAYERS:
@@ -292,22 +320,29 @@ def decide(last: dict[str, Any] | None, inputs: str, found: dict[str, str], unre
             break
         if layer in unreadable:
             why = f"{layer}: its state could not be read ({unreadable[layer]})"
-        elif last and last["layers"].get(layer) != found[layer]:
+        elif last and layer not in last["layers"]:
+            why = f"{layer}: the last run changed it, and no run since found it settled"
+        elif last and last["layers"][layer] != found[layer]:
             why = f"{layer}: its resources changed since the last converging run"
         else:
             skip.append(layer)
     return Decision(skip, [layer for layer in LAYERS if layer not in skip], why)
 
 
-def parse_record(raw: str | None) -> dict[str, Any] | None:
-    """The record as written by record(); None when absent or not ours."""
-    if not raw:
-        return None
+def parse_record(raw: str | None, now: datetime.datetime) -> dict[str, Any] | None:
+    """The record as written by record(); None when absent, not ours, of another version or from
+    the future (beyond CLOCK_SKEW): such a record allows skipping nothing."""
     try:
-        value = json.loads(raw)
-    except ValueError:
+        value = json.loads(raw or "")
+        times = [datetime.datetime.fromisoformat(value[key]) for key in ("at", "full_at")]
+        well_formed = (value["version"] == RECORD_VERSION and isinstance(value["inputs"], str)
+                       and isinstance(value["layers"], dict)
+                       and all(isinstance(v, str) for v in value["layers"].values()))
+    except (ValueError, TypeError, KeyError):
         return None
-    return value if isinstance(value, dict) and isinstance(value.get("layers"), dict) else None
+    if not well_formed or any(t.tzinfo is None or t > now + CLOCK_SKEW for t in times):
+        return None
+    return dict(value)
 
 
 def snapshot(reader: Reader) -> dict[str, Any]:

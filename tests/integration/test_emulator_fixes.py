@@ -721,6 +721,17 @@ def test_cloudwatch_calls_are_authorised_as_cloudwatch_actions() -> None:
 
 
 @pytest.mark.usefixtures("enforced")
+def test_tagging_api_calls_are_authorised_as_tag_actions() -> None:
+    def alarms(tagging: Any) -> None:
+        tagging.get_resources(ResourceTypeFilters=["cloudwatch:alarm"])
+
+    assert _as_user_allowed("tag:GetResources", "resourcegroupstaggingapi", alarms) == "denied 403"
+    fix_iam_enforcement.apply_action_prefix()
+    assert _as_user_allowed("tag:GetResources", "resourcegroupstaggingapi", alarms) == "allowed"
+    assert _as_user_allowed("tagging:GetResources", "resourcegroupstaggingapi", alarms) == "denied 403"
+
+
+@pytest.mark.usefixtures("enforced")
 def test_a_get_with_a_query_string_passes_the_signature_check() -> None:
     def by_name(route53: Any) -> None:
         route53.list_hosted_zones_by_name(DNSName="example.test.")

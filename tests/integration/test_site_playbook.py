@@ -125,7 +125,8 @@ def test_a_converged_stack_is_read_once_skipped_and_verified(site: SiteRuns) -> 
     # verify answers from its responses: each read call at most twice (preflight's and the read's)
     assert site.third_calls["ec2:DescribeSecurityGroups"] == 1, site.third_calls
     assert site.third_calls["autoscaling:DescribePolicies"] == 1, site.third_calls
-    assert max(site.third_calls.values()) <= 4, site.third_calls
+    # (the app's configuration, three SSM parameters of the fixture, is app_config.yml's: not a layer)
+    assert max(n for call, n in site.third_calls.items() if not call.startswith("ssm:")) <= 2, site.third_calls
     assert sum(site.third_calls.values()) < sum(site.first_calls.values()) / 3, site.third_calls
 
 
@@ -147,8 +148,12 @@ def test_drift_applies_the_layer_it_is_in_and_those_after(aws_env: dict[str, str
     assert [(p["FromPort"], [g["GroupId"] for g in p["UserIdGroupPairs"]]) for p in app["IpPermissions"]] == [
         (3000, [lb["GroupId"]])]
 
+    # what a run changed is skipped only once a later run finds it as it left it
     again = playbook(aws_env, "site.yml")
-    assert f"Converged, skipped: {', '.join(LAYERS)}." in again.stdout and recap(again.stdout)["changed"] == 0
+    assert ("Applying security_groups, load_balancer, compute, dns: security_groups: the last run changed it"
+            in again.stdout) and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+    settled = playbook(aws_env, "site.yml")
+    assert f"Converged, skipped: {', '.join(LAYERS)}." in settled.stdout and recap(settled.stdout)["changed"] == 0
 
 
 @pytest.mark.usefixtures("site")

@@ -15,7 +15,8 @@ from nodestack.stack_state import LAYERS, decide, fingerprints, read, record
 NOW = datetime.datetime(2026, 12, 5, 12, 0, tzinfo=datetime.timezone.utc)
 DAY = datetime.timedelta(hours=24)
 SPEC = {"names": {"instance_role": "a-app", "instance_policy": "a-pol", "log_group": "/a/local",
-                  "target_group": "a-app", "endpoint_group": "a-endpoints", "alarms": ["h", "l", "u"]},
+                  "target_group": "a-app", "endpoint_group": "a-endpoints", "alarms": ["h", "l", "u"],
+                  "dns_record": "app.example.test", "dns_identifier": ""},
         "tags": {"App": "a", "Project": "nodestack"}, "release": "a-local", "lb_kind": "alb",
         "launch_kind": "template", "dns_zone": "example.test", "ami_id": "ami-0123456789abcdef0"}
 
@@ -85,9 +86,15 @@ def test_a_missing_resource_is_a_state_and_an_unreadable_one_is_not() -> None:
     denied = read(FakeAws({"iam.get_role": Denied()}), SPEC)
     assert denied.unreadable == {"iam": "iam:get_role: AccessDenied"}
     found = fingerprints(denied)
-    last = record("in", found, NOW)
-    decision = decide(last, "in", found, denied.unreadable, NOW, DAY)
+    decision = decide(record("in", found, NOW, NOW), "in", found, denied.unreadable, NOW, DAY)
     assert decision.skip == [] and decision.apply == list(LAYERS) and "could not be read" in decision.why
+
+
+def test_a_call_that_fails_leaves_every_layer_reading_it_unreadable() -> None:
+    reader = stack_state.Reader(FakeAws({"ec2.describe_vpcs": Denied()}))
+    for layer in ("a", "b"):
+        reader.of(layer)("ec2", "describe_vpcs", Filters=[])
+    assert set(reader.unreadable) == {"a", "b"}
 
 
 @pytest.fixture
@@ -95,38 +102,58 @@ def found() -> dict[str, str]:
     return {layer: f"fp-{layer}" for layer in LAYERS}
 
 
+HOUR = datetime.timedelta(hours=1)
+
+
 def test_every_layer_is_skipped_when_all_match(found: dict[str, str]) -> None:
-    decision = decide(record("in", found, NOW - datetime.timedelta(hours=1)), "in", found, {}, NOW, DAY)
+    decision = decide(record("in", found, NOW - HOUR, NOW - HOUR), "in", found, {}, NOW, DAY)
     assert (decision.skip, decision.apply, decision.why) == (list(LAYERS), [], "")
 
 
 def test_from_the_first_changed_layer_every_layer_is_applied(found: dict[str, str]) -> None:
-    last = record("in", {**found, "security_groups": "before"}, NOW)
+    last = record("in", {**found, "security_groups": "before"}, NOW, NOW)
     decision = decide(last, "in", found, {}, NOW, DAY)
     assert decision.skip == ["iam", "logs", "network"]
     assert decision.apply == ["security_groups", "load_balancer", "compute", "dns"]
     assert decision.why.startswith("security_groups: its resources changed")
 
 
+def test_a_layer_its_run_changed_is_recorded_only_once_a_run_finds_it_settled(found: dict[str, str]) -> None:
+    before = {**found, "security_groups": "drifted", "dns": "old"}
+    kept = stack_state.settled(before, found)
+    assert sorted(kept) == sorted(set(LAYERS) - {"security_groups", "dns"})
+    decision = decide(record("in", kept, NOW, NOW), "in", found, {}, NOW, DAY)
+    assert decision.skip == ["iam", "logs", "network"]
+    assert decision.why == "security_groups: the last run changed it, and no run since found it settled"
+
+
+def test_the_age_is_of_the_last_run_that_applied_every_layer(found: dict[str, str]) -> None:
+    # runs applying some layers (a blue/green shift re-applies DNS) do not put the full run off
+    partial = record("in", found, NOW - HOUR, NOW - 25 * HOUR)
+    assert "longer ago than stack_converged_hours" in decide(partial, "in", found, {}, NOW, DAY).why
+
+
 @pytest.mark.parametrize(("last", "inputs", "hours", "why"), [
     (None, "in", 24, "no record"),
-    ({"version": 0, "layers": {}}, "in", 24, "no record"),
     ("fresh", "other", 24, "the settings, the AMI or the roles changed"),
     ("fresh", "in", 0, "skipping is off"),
     ("old", "in", 24, "longer ago than stack_converged_hours"),
 ])
 def test_nothing_is_skipped_without_a_fresh_record_of_the_same_inputs(found: dict[str, str], last: Any, inputs: str,
                                                                        hours: int, why: str) -> None:
-    at = {"fresh": NOW - datetime.timedelta(hours=1), "old": NOW - datetime.timedelta(hours=25)}
+    at = {"fresh": NOW - HOUR, "old": NOW - 25 * HOUR}
     if isinstance(last, str):
-        last = record("in", found, at[last])
+        last = record("in", found, at[last], at[last])
     decision = decide(last, inputs, found, {}, NOW, datetime.timedelta(hours=hours))
     assert decision.skip == [] and decision.apply == list(LAYERS)
     assert why in decision.why
 
 
-def test_a_record_reads_back_and_garbage_is_no_record(found: dict[str, str]) -> None:
-    assert stack_state.parse_record(json.dumps(record("in", found, NOW))) == record("in", found, NOW)
-    assert stack_state.parse_record("not json") is None
-    assert stack_state.parse_record('{"at": 1}') is None
-    assert stack_state.parse_record(None) is None
+def test_a_record_reads_back_and_a_bad_or_future_one_is_no_record(found: dict[str, str]) -> None:
+    good = record("in", found, NOW, NOW - HOUR)
+    assert stack_state.parse_record(json.dumps(good), NOW) == good
+    for bad in ("not json", '{"at": 1}', json.dumps({**good, "version": 1}), json.dumps({**good, "layers": []}),
+                json.dumps({k: v for k, v in good.items() if k != "full_at"}), None):
+        assert stack_state.parse_record(bad, NOW) is None, bad
+    ahead = record("in", found, NOW + DAY, NOW + DAY)  # would allow skipping for days
+    assert stack_state.parse_record(json.dumps(ahead), NOW) is None

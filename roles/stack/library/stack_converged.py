@@ -3,7 +3,8 @@
 (about 30 for the whole stack, where the layers' modules make about 150 to find it unchanged),
 compares each layer's fingerprint and the run's inputs with the record the last converging run
 left (an SSM parameter), and after a run that applied layers writes the record anew. Both write
-the responses, for verify, to `snapshot` (mode 0600). The reading and the decision are
+the responses, for verify, to `snapshot` (mode 0600). A layer is recorded only when the run found
+it as it left it (its fingerprint the same before and after). The reading and the decision are
 src/nodestack/stack_state.py, packed through roles/stack/module_utils/stack_state.py.
 The record is bookkeeping, like the run lock: writing it reports changed=false."""
 
@@ -28,6 +29,8 @@ options:
   mode: {description: check or record., type: str, choices: [check, record], default: check}
   snapshot: {description: File the responses are written to for verify (empty for none)., type: str, default: ""}
   tags: {description: Tags of the record parameter when it is created., type: dict, default: {}}
+  before: {description: The fingerprints the check read found (mode=record)., type: dict, default: {}}
+  applied: {description: The layers the run applied (mode=record)., type: list, elements: str, default: []}
 extends_documentation_fragment: [amazon.aws.common.modules, amazon.aws.region.modules, amazon.aws.boto3]
 """
 
@@ -37,6 +40,7 @@ apply: {description: The layers to apply., returned: always, type: list}
 why: {description: Why the first layer of apply is applied (empty when none is)., returned: always, type: str}
 fingerprints: {description: Each layer's digest of its state., returned: always, type: dict}
 calls: {description: How many describe calls the read made., returned: always, type: int}
+settled: {description: The layers recorded as converged (mode=record)., returned: when recorded, type: list}
 found:
   description: The hosted zone's id, its record sets from the app's name on, the load balancer's DNS name.
   returned: always
@@ -48,7 +52,18 @@ try:
 except ImportError:
     pass  # AnsibleAWSModule reports it
 
-from ansible.module_utils.stack_state import SERVICES, decide, fingerprints, found, parse_record, read, record, snapshot
+from ansible.module_utils.stack_state import (
+    LAYERS,
+    SERVICES,
+    decide,
+    fingerprints,
+    found,
+    parse_record,
+    read,
+    record,
+    settled,
+    snapshot,
+)
 from ansible_collections.amazon.aws.plugins.module_utils.modules import AnsibleAWSModule
 from ansible_collections.amazon.aws.plugins.module_utils.retries import AWSRetry
 
@@ -58,14 +73,15 @@ def _write_snapshot(path: str, calls: dict[str, Any]) -> None:
         return
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     fd = os.open(path + ".tmp", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file left by an earlier run keeps its mode otherwise
     with os.fdopen(fd, "w") as fh:
         json.dump(calls, fh)
     os.replace(path + ".tmp", path)
 
 
-def _last_record(ssm: Any, name: str) -> dict[str, Any] | None:
+def _last_record(ssm: Any, name: str, now: datetime.datetime) -> dict[str, Any] | None:
     try:
-        return parse_record(ssm.get_parameter(Name=name)["Parameter"]["Value"])
+        return parse_record(ssm.get_parameter(Name=name, aws_retry=True)["Parameter"]["Value"], now)
     except ssm.exceptions.ParameterNotFound:
         return None
 
@@ -76,9 +92,21 @@ def _write_record(ssm: Any, name: str, value: dict[str, Any], tags: dict[str, st
     try:
         # tags only when created (PutParameter takes no tags with Overwrite)
         ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=False, Description=description,
-                          Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())])
+                          Tags=[{"Key": k, "Value": v} for k, v in sorted(tags.items())], aws_retry=True)
     except ssm.exceptions.ParameterAlreadyExists:
-        ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Description=description)
+        ssm.put_parameter(Name=name, Value=text, Type="String", Overwrite=True, Description=description,
+                          aws_retry=True)
+
+
+class _Retrying:
+    """A client whose calls take amazon.aws's retries (throttling, eventual consistency)."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def __getattr__(self, operation: str) -> Any:
+        method = getattr(self._client, operation)
+        return lambda **params: method(aws_retry=True, **params)
 
 
 def run(module: Any) -> None:
@@ -87,18 +115,22 @@ def run(module: Any) -> None:
     ssm = module.client("ssm", retry_decorator=AWSRetry.jittered_backoff())
     try:
         # made once each, before the layers read side by side
-        clients = {service: module.client(service, retry_decorator=AWSRetry.jittered_backoff()) for service in SERVICES}
+        clients = {service: _Retrying(module.client(service, retry_decorator=AWSRetry.jittered_backoff()))
+                   for service in SERVICES}
         reader = read(clients.__getitem__, params["spec"])
         layers = fingerprints(reader)
+        last = _last_record(ssm, params["record_name"], now)
         if params["mode"] == "record":
-            if reader.unreadable:  # nothing to record: the next run applies the unreadable layers
-                module.warn(f"Not recording the stack as converged: {reader.unreadable}")
-            elif not module.check_mode:
-                _write_record(ssm, params["record_name"], record(params["inputs"], layers, now), params["tags"])
+            applied_all = set(params["applied"]) >= set(LAYERS)
+            full_at = now if applied_all or not last else datetime.datetime.fromisoformat(last["full_at"])
+            kept = {layer: fp for layer, fp in settled(params["before"], layers).items()
+                    if layer not in reader.unreadable}
+            if not module.check_mode:
+                _write_record(ssm, params["record_name"], record(params["inputs"], kept, now, full_at),
+                              params["tags"])
             _write_snapshot(params["snapshot"], snapshot(reader))
             module.exit_json(changed=False, skip=[], apply=[], why="", fingerprints=layers, calls=len(reader.calls),
-                             found=found(reader, params["spec"]))
-        last = _last_record(ssm, params["record_name"])
+                             found=found(reader, params["spec"]), settled=sorted(kept))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         module.fail_json_aws(err, msg=f"Could not read or record the stack's state ({params['record_name']})")
     decision = decide(last, params["inputs"], layers, reader.unreadable, now,
@@ -118,6 +150,8 @@ def main() -> None:
             mode=dict(type="str", choices=["check", "record"], default="check"),
             snapshot=dict(type="str", default=""),
             tags=dict(type="dict", default={}),
+            before=dict(type="dict", default={}),
+            applied=dict(type="list", elements="str", default=[]),
         ),
         supports_check_mode=True,
     )

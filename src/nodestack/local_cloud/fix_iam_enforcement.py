@@ -3,7 +3,8 @@
 - moto builds the action it authorises from the request's signing name (the credential scope's
   service). CloudWatch signs as `monitoring`, so moto asks for `monitoring:PutMetricAlarm`, an
   action no policy can grant. AWS's Service Authorization Reference gives CloudWatch's actions
-  the prefix `cloudwatch`; the other services the project calls sign with their IAM prefix.
+  the prefix `cloudwatch`, and the Resource Groups Tagging API's (signing as `tagging`) the
+  prefix `tag` (tag:GetResources); the other services the project calls sign with their IAM prefix.
 - moto recomputes a request's signature with its query parameters as the body when the body is
   empty. For a GET with a query string (Route53 ListHostedZonesByName, ListResourceRecordSets
   with a start name) the signature then never matches: SigV4 signs the query string in the
@@ -25,7 +26,7 @@ from moto.iam.access_control import IAMRequestBase
 from moto.ssm.responses import SimpleSystemManagerResponse
 
 # signing name -> IAM service prefix, where the two differ
-IAM_PREFIX = {"monitoring": "cloudwatch"}
+IAM_PREFIX = {"monitoring": "cloudwatch", "tagging": "tag"}
 # methods whose parameters travel in the query string (rest-xml and rest-json protocols)
 _NO_BODY = {"GET", "HEAD", "DELETE"}
 

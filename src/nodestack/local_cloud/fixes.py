@@ -172,7 +172,8 @@ FIXES: tuple[Fix, ...] = (
         fix_target_health.apply),
     Fix("iam-simulate-principal-policy", "SimulatePrincipalPolicy evaluates the entity's identity policies as AWS does",
         fix_simulate_principal_policy.apply),
-    Fix("iam-action-prefix", "with IAM enforced, CloudWatch calls are authorised as cloudwatch:<Action>",
+    Fix("iam-action-prefix", "with IAM enforced, CloudWatch and tagging API calls are authorised as "
+        "cloudwatch:<Action> and tag:<Action>",
         fix_iam_enforcement.apply_action_prefix),
     Fix("iam-query-signature", "with IAM enforced, a GET with a query string is signed as SigV4 signs it",
         fix_iam_enforcement.apply_query_signature),
