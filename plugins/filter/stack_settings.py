@@ -1,5 +1,6 @@
-"""stack_unknown_settings: name the stack_* variables the stack does not know (a misspelt
-setting such as stack_asg_max_szie would otherwise be ignored without a word);
+"""stack_layer_specs: each layer role's declared settings; stack_unknown_settings: name the
+stack_* variables the stack does not know (a misspelt setting such as stack_asg_max_szie would
+otherwise be ignored without a word);
 stack_format_each: a naming map pattern filled for several releases."""
 
 from __future__ import annotations
@@ -26,6 +27,18 @@ def stack_settings(roles_dir: str) -> set[str]:
     return names
 
 
+def stack_layer_specs(roles_dir: str) -> list[dict[str, Any]]:
+    """Each layer role's argument spec options ({role, options}), for preflight to validate every
+    layer's settings before any change."""
+    specs = []
+    for spec in sorted(Path(roles_dir).glob("stack_*/meta/argument_specs.yml")):
+        options = yaml.safe_load(spec.read_text())["argument_specs"]["main"].get("options") or {}
+        specs.append({"role": spec.parents[1].name, "options": options})
+    if not specs:
+        raise ValueError(f"no layer role's argument spec under {roles_dir}")
+    return specs
+
+
 def stack_unknown_settings(names: Iterable[str], roles_dir: str) -> list[str]:
     """Each name that is not a setting (stack_settings) and not the stack's own (with `__`),
     with the closest setting when one is near ("x (did you mean y?)")."""
@@ -47,4 +60,5 @@ def stack_format_each(values: Iterable[Any], pattern: str) -> list[str]:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"stack_unknown_settings": stack_unknown_settings, "stack_format_each": stack_format_each,
-                "stack_settings": lambda roles_dir: sorted(stack_settings(roles_dir))}
+                "stack_settings": lambda roles_dir: sorted(stack_settings(roles_dir)),
+                "stack_layer_specs": stack_layer_specs}

@@ -387,6 +387,7 @@ def _promoted(promoted_ami: str) -> None:
     ("stack_dns_zone=Example.COM.", "stack_dns_zone=Example.COM. is invalid: give a domain such as example.com"),
     ("stack_rollout_min_healthy_percentage=150", "stack_rollout_min_healthy_percentage=150 is invalid: give 0 to 100"),
     ("stack_launch_kind=spot", "value of stack_launch_kind must be one of: template, configuration, got: spot"),
+    ("stack_cpu_high=lots", "argument 'stack_cpu_high' is of type"),  # a layer's spec (roles/stack_compute)
     ("stack_volume_size=2", "stack_volume_size=2 is invalid: give the root volume 8 to 16384 GiB"),
     ("stack_app_port=22", "stack_app_port=22 is invalid: use a TCP port from 1 to 65535 other than 22"),
     ("stack_asg_max_szie=3", "Unknown stack settings: stack_asg_max_szie (did you mean stack_asg_max_size?)"),

@@ -84,6 +84,9 @@ def _template(value: Any) -> bool:
 def test_spec_defaults_match_defaults_main(role: str) -> None:
     options = role_docs.load_specs()[role]
     defaults = yaml.safe_load((role_docs.ROLES_DIR / role / "defaults" / "main.yml").read_text()) or {}
+    if role.startswith("stack_"):  # a layer declares its settings; their defaults are the stack role's
+        common = yaml.safe_load((role_docs.ROLES_DIR / "stack" / "defaults" / "main.yml").read_text())
+        defaults = {**common, **defaults}
     # Jinja defaults (computed from other settings) cannot be written in a spec: only the literal ones are compared.
     names = {name for name, option in options.items() if "default" in option}
     names |= {name for name, value in defaults.items() if name in options and not _template(value)}
@@ -91,3 +94,13 @@ def test_spec_defaults_match_defaults_main(role: str) -> None:
                   f"{defaults.get(name, '(none)')!r}" for name in sorted(names)
                   if not _template(defaults.get(name)) and options[name].get("default") != defaults.get(name)]
     assert not mismatches, f"roles/{role}: meta/argument_specs.yml and defaults/main.yml disagree: {mismatches}"
+
+
+def test_each_stack_setting_is_declared_in_one_role_only() -> None:
+    specs = role_docs.load_specs()
+    declared = [name for role, options in specs.items() if role == "stack" or role.startswith("stack_")
+                for name in options]
+    assert sorted(name for name in set(declared) if declared.count(name) > 1) == []
+    # a layer's own settings are its spec's, not the common role's
+    assert "stack_log_retention_days" in specs["stack_logs"] and "stack_log_retention_days" not in specs["stack"]
+    assert {"stack_vpc_cidr", "stack_nat_gateways"} <= set(specs["stack_network"])

@@ -128,3 +128,11 @@ def test_a_groups_tags_are_sorted_and_given_to_its_instances() -> None:
     assert owned.stack_asg_tags(tags) == [
         {"App": "nodeapp", "propagate_at_launch": True}, {"Environment": "dev", "propagate_at_launch": True},
         {"Name": "nodeapp-dev", "propagate_at_launch": True}, {"Project": "nodestack", "propagate_at_launch": True}]
+
+
+def test_preflight_validates_every_layers_spec_and_refuses_a_tree_without_one(tmp_path: Path) -> None:
+    specs = {spec["role"]: spec["options"] for spec in settings.stack_layer_specs(str(REPO / "roles"))}
+    assert set(specs) == {p.parents[1].name for p in (REPO / "roles").glob("stack_*/meta/argument_specs.yml")}
+    assert specs["stack_compute"]["stack_launch_kind"]["choices"] == ["template", "configuration"]
+    with pytest.raises(ValueError, match="no layer role's argument spec"):
+        settings.stack_layer_specs(str(tmp_path))
