@@ -56,8 +56,12 @@ PLAY = """\
     ("app_config", "app_config_path='/nodeapp/prod/config/ --output /etc/shadow'", "must be an SSM path", 1),
     ("app_config", "app_config_path=/nodeapp/prod/config", "must be an SSM path", 1),
     ("app_config", "app_config_path=/nodeapp/prod/config/ app_config_region=eu-west-1;id", "app_config_region", 1),
+    ("stack", '{"stack_lock_minutes": "many", "aws_region": "us-east-1", "stack_env": "dev", "stack_app_name": "shop"}',
+     "stack_lock_minutes", 0),
+    # a layer's setting (roles/stack_compute's spec): the stack role's checks validate every layer's spec
+    # first (after its own spec, the checks' include and the unknown-names check)
     ("stack", '{"stack_asg_max_size": "many", "aws_region": "us-east-1", "stack_env": "dev", "stack_app_name": "shop"}',
-     "stack_asg_max_size", 0),
+     "stack_asg_max_size", 3),
 ])
 def test_bad_role_input_fails_before_any_change(
     tmp_path: Path, role: str, override: str, named: str, checks_passed: int
