@@ -3,6 +3,7 @@
     {{ records | stack_alias_records(lb_dns_names) }}          the records aliasing one of them
     {{ records | stack_alias_records(lb_dns_names, false) }}   the others
     {{ records | stack_aliased_lbs(lbs) }}                     the load balancers (dns_name) they alias
+    {{ record_sets | stack_app_records(name) }}               the A alias records of this name
     {{ records | stack_records_of(identifiers) }}              the records of these set identifiers
                                                                ('' for a record without one)
     {{ cert_names | stack_names_uncovered(names) }}            the names no certificate name covers
@@ -33,6 +34,13 @@ def stack_aliased_lbs(records: list[dict[str, Any]], lbs: list[dict[str, Any]]) 
     return [lb for lb in lbs if _host(lb.get("dns_name", "")) in targets]
 
 
+def stack_app_records(record_sets: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The app's alias records, whatever their set identifiers (one per colour or weight)."""
+    wanted = name.lower().rstrip(".") + "."
+    return [record for record in record_sets
+            if record.get("Name", "").lower() == wanted and record.get("Type") == "A" and "AliasTarget" in record]
+
+
 def stack_records_of(records: list[dict[str, Any]], identifiers: list[str]) -> list[dict[str, Any]]:
     return [record for record in records if record.get("SetIdentifier", "") in identifiers]
 
@@ -55,4 +63,5 @@ def stack_names_uncovered(cert_names: list[str], names: list[str]) -> list[str]:
 class FilterModule:
     def filters(self) -> dict[str, Any]:
         return {"stack_alias_records": stack_alias_records, "stack_aliased_lbs": stack_aliased_lbs,
-                "stack_records_of": stack_records_of, "stack_names_uncovered": stack_names_uncovered}
+                "stack_app_records": stack_app_records, "stack_records_of": stack_records_of,
+                "stack_names_uncovered": stack_names_uncovered}

@@ -13,27 +13,30 @@ from typing import Any
 import yaml
 
 
+def _role_options(roles_dir: str) -> dict[str, dict[str, Any]]:
+    """Each stack role's argument spec options, by role (the stack role and its layers)."""
+    options = {}
+    for spec in sorted(Path(roles_dir).glob("stack*/meta/argument_specs.yml")):
+        options[spec.parents[1].name] = yaml.safe_load(spec.read_text())["argument_specs"]["main"].get("options") or {}
+    return options
+
+
 def stack_settings(roles_dir: str) -> set[str]:
     """The stack's settings: the options of every stack role's argument spec (the layers'
     states included) and the keys of their defaults."""
     names: set[str] = set()
-    for role in Path(roles_dir).glob("stack*"):
-        spec = role / "meta" / "argument_specs.yml"
-        if spec.is_file():
-            names.update(yaml.safe_load(spec.read_text())["argument_specs"]["main"].get("options") or {})
-        defaults = role / "defaults" / "main.yml"
-        if defaults.is_file():
-            names.update(yaml.safe_load(defaults.read_text()) or {})
+    for options in _role_options(roles_dir).values():
+        names.update(options)
+    for defaults in Path(roles_dir).glob("stack*/defaults/main.yml"):
+        names.update(yaml.safe_load(defaults.read_text()) or {})
     return names
 
 
 def stack_layer_specs(roles_dir: str) -> list[dict[str, Any]]:
     """Each layer role's argument spec options ({role, options}), for preflight to validate every
     layer's settings before any change."""
-    specs = []
-    for spec in sorted(Path(roles_dir).glob("stack_*/meta/argument_specs.yml")):
-        options = yaml.safe_load(spec.read_text())["argument_specs"]["main"].get("options") or {}
-        specs.append({"role": spec.parents[1].name, "options": options})
+    specs = [{"role": role, "options": options}
+             for role, options in _role_options(roles_dir).items() if role.startswith("stack_")]
     if not specs:
         raise ValueError(f"no layer role's argument spec under {roles_dir}")
     return specs

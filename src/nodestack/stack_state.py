@@ -66,34 +66,39 @@ class Reader:
     # the part of a response a layer's fingerprint takes, when not all of it (by layer, then call)
     parts: dict[str, dict[str, Callable[[dict[str, Any]], Any]]] = field(default_factory=dict)
     unreadable: dict[str, str] = field(default_factory=dict)
+    # what preflight needs of the read, noted by the readers as they read it (see found())
+    noted: dict[str, Any] = field(default_factory=dict)
     _pending: dict[str, Future[dict[str, Any]]] = field(default_factory=dict)
     _failed: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def of(self, layer: str) -> Callable[..., dict[str, Any]]:
+    def of(self, layer: str) -> LayerRead:
         """The call function of one layer's reader."""
-        keys = self.layers.setdefault(layer, [])
-        parts = self.parts.setdefault(layer, {})
+        self.layers.setdefault(layer, [])  # a layer that reads nothing has a fingerprint too
+        self.parts.setdefault(layer, {})
+        return LayerRead(self, layer)
 
-        def call(service: str, operation: str, part: Callable[[dict[str, Any]], Any] | None = None,
-                 **params: Any) -> dict[str, Any]:
-            key = call_key(service, operation, params)
-            keys.append(key)
-            if part:
-                parts[key] = part
-            with self._lock:
-                made = key in self._pending
-                if not made:
-                    self._pending[key] = Future()
+    def call(self, layer: str, service: str, operation: str, part: Callable[[dict[str, Any]], Any] | None,
+             params: dict[str, Any]) -> dict[str, Any]:
+        key = call_key(service, operation, params)
+        self.layers[layer].append(key)
+        if part:
+            self.parts[layer][key] = part
+        with self._lock:
+            made = key in self._pending
             if not made:
-                self._make(key, service, operation, params)
-            response = self._pending[key].result()
-            if key in self._failed:  # every layer reading it, not only the first
-                with self._lock:
-                    self.unreadable.setdefault(layer, self._failed[key])
-            return response
+                self._pending[key] = Future()
+        if not made:
+            self._make(key, service, operation, params)
+        response = self._pending[key].result()
+        if key in self._failed:  # every layer reading it, not only the first
+            with self._lock:
+                self.unreadable.setdefault(layer, self._failed[key])
+        return response
 
-        return call
+    def note(self, **values: Any) -> None:
+        with self._lock:
+            self.noted.update(values)
 
     def _make(self, key: str, service: str, operation: str, params: dict[str, Any]) -> None:
         try:
@@ -111,28 +116,42 @@ class Reader:
         self._pending[key].set_result(response)
 
 
-Read = Callable[..., dict[str, Any]]
+@dataclass
+class LayerRead:
+    """One layer's reads, called as read(service, operation, part=..., **params); note() keeps
+    what preflight needs of them."""
+
+    reader: Reader
+    layer: str
+
+    def __call__(self, service: str, operation: str, part: Callable[[dict[str, Any]], Any] | None = None,
+                 **params: Any) -> dict[str, Any]:
+        return self.reader.call(self.layer, service, operation, part, params)
+
+    def note(self, **values: Any) -> None:
+        self.reader.note(**values)
+
 
 
 def _tag_filters(tags: dict[str, str]) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(tags.items())]
 
 
-def _iam(read: Read, spec: dict[str, Any]) -> None:
+def _iam(read: LayerRead, spec: dict[str, Any]) -> None:
     role = spec["names"]["instance_role"]
     read("iam", "get_role", RoleName=role)
     read("iam", "get_role_policy", RoleName=role, PolicyName=spec["names"]["instance_policy"])
     read("iam", "get_instance_profile", InstanceProfileName=role)
 
 
-def _logs(read: Read, spec: dict[str, Any]) -> None:
+def _logs(read: LayerRead, spec: dict[str, Any]) -> None:
     name = spec["names"]["log_group"]
     read("logs", "describe_log_groups", logGroupNamePrefix=name,
          part=lambda found: [g for g in found.get("logGroups", []) if g["logGroupName"] == name])
     read("logs", "list_tags_log_group", logGroupName=name)
 
 
-def _network(read: Read, spec: dict[str, Any]) -> None:
+def _network(read: LayerRead, spec: dict[str, Any]) -> None:
     tags = _tag_filters(spec["tags"])
     vpcs = read("ec2", "describe_vpcs", Filters=tags).get("Vpcs", [])
     for vpc in sorted(v["VpcId"] for v in vpcs):
@@ -150,19 +169,21 @@ def _network(read: Read, spec: dict[str, Any]) -> None:
          part=lambda found: [g for g in found.get("SecurityGroups", []) if g["GroupName"] == endpoints])
 
 
-def _security_groups(read: Read, spec: dict[str, Any]) -> None:
+def _security_groups(read: LayerRead, spec: dict[str, Any]) -> None:
     read("ec2", "describe_security_groups", Filters=_tag_filters(spec["tags"]))
 
 
-def _load_balancer(read: Read, spec: dict[str, Any]) -> None:
+def _load_balancer(read: LayerRead, spec: dict[str, Any]) -> None:
     release = spec["release"]
     if spec["lb_kind"] == "classic":
         found = read("elb", "describe_load_balancers", LoadBalancerNames=[release])
+        read.note(lb_dns_name=next((lb["DNSName"] for lb in found.get("LoadBalancerDescriptions", [])), ""))
         if found.get("LoadBalancerDescriptions"):
             read("elb", "describe_load_balancer_attributes", LoadBalancerName=release)
             read("elb", "describe_tags", LoadBalancerNames=[release])
         return
     lbs = read("elbv2", "describe_load_balancers", Names=[release]).get("LoadBalancers", [])
+    read.note(lb_dns_name=next((lb["DNSName"] for lb in lbs), ""))
     groups = read("elbv2", "describe_target_groups", Names=[spec["names"]["target_group"]]).get("TargetGroups", [])
     arns = [lb["LoadBalancerArn"] for lb in lbs] + [tg["TargetGroupArn"] for tg in groups]
     for lb in lbs:
@@ -174,7 +195,7 @@ def _load_balancer(read: Read, spec: dict[str, Any]) -> None:
         read("elbv2", "describe_tags", ResourceArns=arns)
 
 
-def _compute(read: Read, spec: dict[str, Any]) -> None:
+def _compute(read: LayerRead, spec: dict[str, Any]) -> None:
     release = spec["release"]
     groups = read("autoscaling", "describe_auto_scaling_groups",
                   AutoScalingGroupNames=[release]).get("AutoScalingGroups", [])
@@ -202,7 +223,7 @@ def alarm_tags_query(tags: dict[str, str]) -> dict[str, Any]:
             "TagFilters": [{"Key": key, "Values": [value]} for key, value in sorted(tags.items())]}
 
 
-def _dns(read: Read, spec: dict[str, Any]) -> None:
+def _dns(read: LayerRead, spec: dict[str, Any]) -> None:
     if not spec["dns_zone"]:
         return
     name, identifier = spec["names"]["dns_record"] + ".", spec["names"]["dns_identifier"]
@@ -212,12 +233,13 @@ def _dns(read: Read, spec: dict[str, Any]) -> None:
         if zone["Name"] == spec["dns_zone"] + ".":
             # from the app's name on: a zone of many records lists it on its first page; the
             # fingerprint takes this release's record alone (not the other colour's, nor other names)
-            read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"], StartRecordName=name,
-                 part=lambda found: [r for r in found.get("ResourceRecordSets", [])
-                                     if r["Name"] == name and r.get("SetIdentifier", "") == identifier])
+            records = read("route53", "list_resource_record_sets", HostedZoneId=zone["Id"], StartRecordName=name,
+                           part=lambda found: [r for r in found.get("ResourceRecordSets", [])
+                                               if r["Name"] == name and r.get("SetIdentifier", "") == identifier])
+            read.note(dns_zone_id=zone["Id"], dns_records=records.get("ResourceRecordSets", []))
 
 
-def _deployed(read: Read, spec: dict[str, Any]) -> None:
+def _deployed(read: LayerRead, spec: dict[str, Any]) -> None:
     """Read for verify, not a layer's: the AMI the group launches (preflight checks it), the targets' health."""
     read("ec2", "describe_images", ImageIds=[spec["ami_id"]])
     if spec["lb_kind"] != "classic":
@@ -226,7 +248,7 @@ def _deployed(read: Read, spec: dict[str, Any]) -> None:
             read("elbv2", "describe_target_health", TargetGroupArn=tg["TargetGroupArn"])
 
 
-READERS: dict[str, Callable[[Read, dict[str, Any]], None]] = {
+READERS: dict[str, Callable[[LayerRead, dict[str, Any]], None]] = {
     "iam": _iam, "logs": _logs, "network": _network, "security_groups": _security_groups,
     "load_balancer": _load_balancer, "compute": _compute, "dns": _dns, "deployed": _deployed,
 }
@@ -242,23 +264,11 @@ def read(client: Client, spec: dict[str, Any]) -> Reader:
     return reader
 
 
-def found(reader: Reader, spec: dict[str, Any]) -> dict[str, Any]:
-    """What preflight needs of the read: the hosted zone's id, its record sets from the app's name
-    on (as tasks/records.yml gives them), the release's load balancer's DNS name ('' for none)."""
-    def response(service: str, operation: str, **params: Any) -> dict[str, Any]:
-        return dict(reader.calls.get(call_key(service, operation, params), {}))
-
-    zones = response("route53", "list_hosted_zones_by_name", DNSName=spec["dns_zone"] + ".", MaxItems="1")
-    zone_id = next((z["Id"] for z in zones.get("HostedZones", [])[:1] if z["Name"] == spec["dns_zone"] + "."), "")
-    records = response("route53", "list_resource_record_sets", HostedZoneId=zone_id,
-                       StartRecordName=spec["names"]["dns_record"] + ".").get("ResourceRecordSets", [])
-    if spec["lb_kind"] == "classic":
-        lbs = response("elb", "describe_load_balancers", LoadBalancerNames=[spec["release"]])
-        lb_dns = [lb["DNSName"] for lb in lbs.get("LoadBalancerDescriptions", [])]
-    else:
-        lbs = response("elbv2", "describe_load_balancers", Names=[spec["release"]])
-        lb_dns = [lb["DNSName"] for lb in lbs.get("LoadBalancers", [])]
-    return {"dns_zone_id": zone_id, "dns_records": records, "lb_dns_name": (lb_dns + [""])[0]}
+def found(reader: Reader) -> dict[str, Any]:
+    """What preflight needs of the read, as the readers noted it: the hosted zone's id, its record
+    sets from the app's name on (as tasks/records.yml gives them), the release's load balancer's
+    DNS name ('' for none)."""
+    return {"dns_zone_id": "", "dns_records": [], "lb_dns_name": "", **reader.noted}
 
 
 def stable(value: Any) -> Any:

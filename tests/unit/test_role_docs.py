@@ -104,3 +104,12 @@ def test_each_stack_setting_is_declared_in_one_role_only() -> None:
     # a layer's own settings are its spec's, not the common role's
     assert "stack_log_retention_days" in specs["stack_logs"] and "stack_log_retention_days" not in specs["stack"]
     assert {"stack_vpc_cidr", "stack_nat_gateways"} <= set(specs["stack_network"])
+
+
+def test_the_settings_left_out_of_the_converged_inputs_are_declared() -> None:
+    """A renamed setting must not stay in the list under its old name (and then be hashed)."""
+    unhashed = yaml.safe_load((role_docs.ROLES_DIR / "stack/vars/main.yml").read_text())["stack__converged_unhashed"]
+    declared = {name for role, options in role_docs.load_specs().items() if role.startswith("stack")
+                for name in options}
+    declared |= set(yaml.safe_load((role_docs.ROLES_DIR / "stack/defaults/main.yml").read_text()))  # stack_aws
+    assert unhashed and sorted(set(unhashed) - declared) == []

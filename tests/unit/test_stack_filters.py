@@ -90,6 +90,18 @@ def test_aliased_load_balancers_are_found_by_their_dns_names() -> None:
     assert dns.stack_aliased_lbs([], [ours, other]) == []
 
 
+def test_app_records_are_the_names_a_alias_records_of_any_set_identifier() -> None:
+    alias = {"DNSName": "lb-1.us-east-1.elb.amazonaws.com."}
+    plain = {"Name": "app.example.com.", "Type": "A", "AliasTarget": alias}
+    blue = {"Name": "App.Example.com.", "Type": "A", "SetIdentifier": "app-blue", "AliasTarget": alias}
+    ipv6 = {"Name": "app.example.com.", "Type": "AAAA", "AliasTarget": alias}
+    fixed = {"Name": "app.example.com.", "Type": "A", "ResourceRecords": [{"Value": "192.0.2.1"}]}
+    other = {"Name": "www.app.example.com.", "Type": "A", "AliasTarget": alias}
+    found = dns.stack_app_records([plain, blue, ipv6, fixed, other], "app.example.com")
+    assert found == [plain, blue]
+    assert dns.stack_app_records([plain], "app.example.com.") == [plain]
+
+
 def test_records_of_set_identifiers_with_empty_for_the_plain_record() -> None:
     plain, blue = {"Name": "app.example.com."}, {"Name": "app.example.com.", "SetIdentifier": "app-blue"}
     assert dns.stack_records_of([plain, blue], [""]) == [plain]

@@ -157,3 +157,18 @@ def test_a_record_reads_back_and_a_bad_or_future_one_is_no_record(found: dict[st
         assert stack_state.parse_record(bad, NOW) is None, bad
     ahead = record("in", found, NOW + DAY, NOW + DAY)  # would allow skipping for days
     assert stack_state.parse_record(json.dumps(ahead), NOW) is None
+
+
+def test_what_preflight_needs_is_noted_as_the_layers_read_it() -> None:
+    zone = {"Id": "/hostedzone/Z1", "Name": "example.test."}
+    records = [{"Name": "app.example.test.", "Type": "A", "AliasTarget": {"DNSName": "a-local-1.elb."}}]
+    aws = FakeAws({"route53.list_hosted_zones_by_name": {"HostedZones": [zone]},
+                   "route53.list_resource_record_sets": {"ResourceRecordSets": records},
+                   "elbv2.describe_load_balancers": {"LoadBalancers": [{"LoadBalancerArn": "arn:lb",
+                                                                        "DNSName": "a-local-1.elb"}]}})
+    assert stack_state.found(read(aws, SPEC)) == {"dns_zone_id": "/hostedzone/Z1", "dns_records": records,
+                                                  "lb_dns_name": "a-local-1.elb"}
+    other_zone = FakeAws({"route53.list_hosted_zones_by_name": {"HostedZones": [{**zone, "Name": "other.test."}]}})
+    assert stack_state.found(read(other_zone, SPEC)) == {"dns_zone_id": "", "dns_records": [], "lb_dns_name": ""}
+    classic = FakeAws({"elb.describe_load_balancers": {"LoadBalancerDescriptions": [{"DNSName": "c.elb"}]}})
+    assert stack_state.found(read(classic, {**SPEC, "lb_kind": "classic"}))["lb_dns_name"] == "c.elb"

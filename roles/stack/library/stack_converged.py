@@ -130,14 +130,14 @@ def run(module: Any) -> None:
                               params["tags"])
             _write_snapshot(params["snapshot"], snapshot(reader))
             module.exit_json(changed=False, skip=[], apply=[], why="", fingerprints=layers, calls=len(reader.calls),
-                             found=found(reader, params["spec"]), settled=sorted(kept))
+                             found=found(reader), settled=sorted(kept))
     except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as err:
         module.fail_json_aws(err, msg=f"Could not read or record the stack's state ({params['record_name']})")
     decision = decide(last, params["inputs"], layers, reader.unreadable, now,
                       datetime.timedelta(hours=params["hours"]))
     _write_snapshot(params["snapshot"], snapshot(reader))
     module.exit_json(changed=False, skip=decision.skip, apply=decision.apply, why=decision.why,
-                     fingerprints=layers, calls=len(reader.calls), found=found(reader, params["spec"]))
+                     fingerprints=layers, calls=len(reader.calls), found=found(reader))
 
 
 def main() -> None:
