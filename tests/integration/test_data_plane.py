@@ -179,6 +179,28 @@ def test_a_killed_instance_turns_unhealthy_and_is_replaced_by_one_that_serves(
     assert cli("local", "curl", URL, env=env).returncode == 0
 
 
+def test_site_stops_at_instances_that_do_not_pass_naming_each_with_the_reason(
+        site: str, cloud: tuple[server.Endpoint, Path], env: dict[str, str]) -> None:
+    scaling = aws(cloud, "autoscaling")
+    grace = group(cloud)["HealthCheckGracePeriod"]
+    scaling.update_auto_scaling_group(AutoScalingGroupName=RELEASE, HealthCheckGracePeriod=3600)  # not replaced
+    victim = sorted(i["InstanceId"] for i in group(cloud)["Instances"])[0]
+    name = container_of(victim)
+    assert name, f"{victim} runs no container"
+    podman("exec", name, "systemctl", "stop", "nodeapp")
+    try:
+        wait_for(f"{victim} unhealthy", lambda: health(cloud).get(victim) == "unhealthy", 60, 0.5)
+        result = playbook(env, "playbooks/compute.yml", "-e", "stack_asg_healthy_timeout=10",
+                          "-e", "stack_asg_health_check_grace=3600")
+        assert result.returncode != 0, result.stdout[-3000:]
+        assert "2 healthy instances wanted, not there after 10 s (stack_asg_healthy_timeout):" in result.stdout
+        assert re.search(rf"{victim} unhealthy \([^)]+\)", result.stdout), result.stdout[-3000:]
+    finally:
+        podman("exec", name, "systemctl", "start", "nodeapp")
+        scaling.update_auto_scaling_group(AutoScalingGroupName=RELEASE, HealthCheckGracePeriod=grace)
+    wait_for(f"{victim} healthy again", lambda: health(cloud).get(victim) == "healthy", 60, 1)
+
+
 def test_failing_user_data_gives_an_unhealthy_instance(site: str, cloud: tuple[server.Endpoint, Path]) -> None:
     grp = group(cloud)
     template = aws(cloud, "ec2").describe_launch_template_versions(

@@ -375,6 +375,7 @@ def _promoted(promoted_ami: str) -> None:
     ('{"stack_lb_kind": "classic", "stack_health_check_status": 204}',
      "stack_health_check_status=204 (load balancer classic) is invalid: an ALB accepts"),
     ("stack_health_check_interval=1", "stack_health_check_interval=1 is invalid: give 5 to 300 seconds"),
+    ("stack_asg_healthy_timeout=5", "stack_asg_healthy_timeout=5 is invalid: give 10 to 3600 seconds"),
     ("stack_cpu_low=80", "stack_cpu_low=80 (high 70) is invalid: keep 1 <= stack_cpu_low < stack_cpu_high"),
     ("stack_dns_weight=300", "stack_dns_weight=300 is invalid: give a Route53 weight from 0 to 255"),
     ("stack_certificate_arn=my-cert", "stack_certificate_arn=my-cert is invalid: give an ACM certificate ARN"),
