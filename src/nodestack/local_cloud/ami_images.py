@@ -13,7 +13,7 @@ import logging
 import re
 
 from nodestack.local_cloud import server
-from nodestack.local_cloud.podman_cli import CLOUD_LABEL, cloud_network, podman
+from nodestack.local_cloud.podman_cli import CLOUD_LABEL, network_cloud, podman
 
 LOG = logging.getLogger(__name__)
 REPOSITORY = "localhost/nodestack-ami"
@@ -49,8 +49,7 @@ def clouds_with_resources() -> set[str]:
     for item in json.loads(containers.stdout or "[]") if containers.returncode == 0 else []:
         found.add(str((item.get("Labels") or {}).get(CLOUD_LABEL, "")))
     networks = podman("network", "ls", "--format", "{{.Name}}", check=False, timeout=60)
-    prefix = cloud_network("")
-    found |= {name[len(prefix):] for name in networks.stdout.split() if name.startswith(prefix)}
+    found |= {network_cloud(name) for name in networks.stdout.split()}
     return found - {""}
 
 
@@ -73,9 +72,14 @@ def remove(names: list[str]) -> list[str]:
     return removed
 
 
+def of_cloud(cloud_id: str) -> list[str]:
+    """The images of this cloud's AMIs."""
+    return [name for name, owner in listed().items() if owner == cloud_id]
+
+
 def remove_cloud_images(cloud_id: str) -> list[str]:
     """The images of this cloud's AMIs: its AMIs end with its endpoint."""
-    return remove([name for name, owner in listed().items() if owner == cloud_id])
+    return remove(of_cloud(cloud_id))
 
 
 def remove_orphans(own_id: str) -> list[str]:

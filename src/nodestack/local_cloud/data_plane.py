@@ -106,7 +106,7 @@ class Controller:
         self.runtime.remove_all()  # what a crashed run left behind
         # A crashed run's images on this port, named now: an image made for this run's AMIs from
         # here on is not one of them. Removed beside serving, not before (`up` waits for the ping).
-        stale = [name for name, cloud in ami_images.listed().items() if cloud == self.runtime.cloud_id]
+        stale = ami_images.of_cloud(self.runtime.cloud_id)
         threading.Thread(target=self._remove_stale_images, args=(stale,), name="stale-images", daemon=True).start()
         self.proxy.stop()
         self.dns.start()
@@ -120,8 +120,7 @@ class Controller:
         self.proxy.stop()
         if self.guests is not None:
             self.guests.stop()
-        self.runtime.remove_all()
-        self.runtime.remove_images()
+        self.runtime.remove_with_images()
         self.status_file.unlink(missing_ok=True)
 
     def _remove_stale_images(self, stale: list[str]) -> None:

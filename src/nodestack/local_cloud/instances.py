@@ -122,6 +122,8 @@ class InstanceRuntime:
         if podman("network", "exists", self.network, check=False).returncode == 0:
             podman("network", "rm", "-f", self.network, check=False)
 
-    def remove_images(self) -> list[str]:
-        """The images of this cloud's AMIs (also a crashed run's): its AMIs end with its endpoint."""
+    def remove_with_images(self) -> list[str]:
+        """remove_all(), then the images of this cloud's AMIs (also a crashed run's): its AMIs end
+        with its endpoint. The images removed."""
+        self.remove_all()
         return ami_images.remove_cloud_images(self.cloud_id)

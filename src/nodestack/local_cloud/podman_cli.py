@@ -22,5 +22,13 @@ def podman(*args: str, check: bool = True, timeout: float = 120) -> subprocess.C
     return result
 
 
+_NETWORK_PREFIX = "nodestack-"
+
+
 def cloud_network(cloud_id: str) -> str:
-    return f"nodestack-{cloud_id}"
+    return f"{_NETWORK_PREFIX}{cloud_id}"
+
+
+def network_cloud(network: str) -> str:
+    """The id of the cloud whose network this is ('' for another network)."""
+    return network.removeprefix(_NETWORK_PREFIX) if network.startswith(_NETWORK_PREFIX) else ""

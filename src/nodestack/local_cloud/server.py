@@ -217,8 +217,7 @@ def _remove_data_plane(port: int) -> None:
     from nodestack.local_cloud.instances import InstanceRuntime
 
     runtime = InstanceRuntime(str(port), data_plane_dir() / "seeds")
-    runtime.remove_all()
-    runtime.remove_images()
+    runtime.remove_with_images()
     LoadBalancerProxy(data_plane_dir() / "haproxy").stop()
     (data_plane_dir() / "status.json").unlink(missing_ok=True)
 
