@@ -132,7 +132,6 @@ class LayerRead:
         self.reader.note(**values)
 
 
-
 def _tag_filters(tags: dict[str, str]) -> list[dict[str, Any]]:
     return [{"Name": f"tag:{key}", "Values": [value]} for key, value in sorted(tags.items())]
 
