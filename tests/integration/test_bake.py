@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from nodestack import names, ssm_lock
 from nodestack.bake import job, settings, validate
 from nodestack.bake.build_host import podman
 from nodestack.local_cloud import server
@@ -106,10 +107,12 @@ def baked(bake_env: dict[str, str], local_cloud: server.Endpoint,
             podman("rmi", "-f", ami_image(str(local_cloud.port), run["entry"]["ami_id"]), check=False)  # type: ignore[index]
 
 
-def test_bake_succeeds_for_both_environments(baked: dict[str, object]) -> None:
+def test_bake_succeeds_for_both_environments(baked: dict[str, object], local_cloud: server.Endpoint) -> None:
+    ssm = client(local_cloud.url, "ssm")
     for env, run in baked["runs"].items():  # type: ignore[attr-defined]
         result = run["result"]
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert ssm_lock.read(ssm, names.bake_lock_parameter("nodeapp", env)) is None, f"{env}: the bake left its lock"
         table = result.stdout
         assert "environment  AMI" in table and "passed" in table
         # streamed Packer output carries a prefix per build; the image checks ran inside it

@@ -321,6 +321,35 @@ def test_interrupted_run_converges_without_duplicates(cloud: server.Endpoint, en
     assert [(g["AutoScalingGroupName"], len(g["Instances"])) for g in groups] == [("nodeapp-local", 2)]
 
 
+def test_two_apps_side_by_side_and_one_torn_down_leaves_the_other_whole(cloud: server.Endpoint,
+                                                                         env: dict[str, str]) -> None:
+    """Two apps in one account and environment: each finds only its own resources (App tag).
+    Before the teardown test, so nodeapp's stack is the one the interrupted run left (a no-op)."""
+    shop = ["-e", "stack_app_name=shop", "-e", "stack_dns_name=shop"]
+    client(cloud.url, "ssm").put_parameter(Name="/shop/dev/ami/latest", Value=make_image(cloud, "true"),
+                                           Type="String", Overwrite=True)
+    client(cloud.url, "iam").create_policy(  # what an administrator makes once per app (docs/aws-setup.md)
+        PolicyName="shop-instance-boundary", PolicyDocument=json.dumps(permissions.render(
+            "instance-boundary", permissions.Scope("shop", identities.ACCOUNT, server.DEFAULT_REGION))))
+    for args in ([], shop):
+        built = playbook(env, "site.yml", *args)
+        assert built.returncode == 0, built.stdout[-3000:]
+    torn = playbook(env, "playbooks/teardown.yml", *shop)
+    assert torn.returncode == 0, torn.stdout[-3000:]
+    ec2 = client(cloud.url, "ec2")
+    assert ec2.describe_vpcs(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["Vpcs"] == []
+    assert ec2.describe_security_groups(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["SecurityGroups"] == []
+    names = [lb["LoadBalancerName"] for lb in client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"]]
+    assert names == ["nodeapp-local"]
+    logs = client(cloud.url, "logs").describe_log_groups(logGroupNamePrefix="/")["logGroups"]
+    assert [g["logGroupName"] for g in logs if g["logGroupName"].startswith(("/shop/", "/nodeapp/"))] == [
+        "/nodeapp/local"]
+    verified = playbook(env, "playbooks/verify.yml")  # nodeapp's stack as it declares it, nothing missing
+    assert verified.returncode == 0 and "nodeapp-local verified" in verified.stdout, verified.stdout[-3000:]
+    again = playbook(env, "site.yml")
+    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
+
+
 def test_teardown_refuses_prod_without_confirmation(cloud: server.Endpoint, env: dict[str, str]) -> None:
     before = request_log.log_size(cloud.request_log)
     result = playbook(env, "playbooks/teardown.yml", "-e", "stack_env=prod")
@@ -378,32 +407,3 @@ def test_teardown_removes_everything_and_is_idempotent(cloud: server.Endpoint, e
     assert [v["VpcId"] for v in ec2.describe_vpcs(VpcIds=[other["Vpc"]["VpcId"]])["Vpcs"]] == [other["Vpc"]["VpcId"]]
     again = playbook(env, "playbooks/teardown.yml")
     assert again.returncode == 0 and recap(again.stdout)["changed"] == 0
-
-
-def test_two_apps_side_by_side_and_one_torn_down_leaves_the_other_whole(cloud: server.Endpoint,
-                                                                         env: dict[str, str]) -> None:
-    """Two apps in one account and environment: each finds only its own resources (App tag)."""
-    shop = ["-e", "stack_app_name=shop", "-e", "stack_dns_name=shop"]
-    client(cloud.url, "ssm").put_parameter(Name="/shop/dev/ami/latest", Value=make_image(cloud, "true"),
-                                           Type="String", Overwrite=True)
-    client(cloud.url, "iam").create_policy(  # what an administrator makes once per app (docs/aws-setup.md)
-        PolicyName="shop-instance-boundary", PolicyDocument=json.dumps(permissions.render(
-            "instance-boundary", permissions.Scope("shop", identities.ACCOUNT, server.DEFAULT_REGION))))
-    for args in ([], shop):
-        built = playbook(env, "site.yml", *args)
-        assert built.returncode == 0, built.stdout[-3000:]
-    torn = playbook(env, "playbooks/teardown.yml", *shop)
-    assert torn.returncode == 0, torn.stdout[-3000:]
-    ec2 = client(cloud.url, "ec2")
-    assert ec2.describe_vpcs(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["Vpcs"] == []
-    assert ec2.describe_security_groups(Filters=[{"Name": "tag:App", "Values": ["shop"]}])["SecurityGroups"] == []
-    names = [lb["LoadBalancerName"] for lb in client(cloud.url, "elbv2").describe_load_balancers()["LoadBalancers"]]
-    assert names == ["nodeapp-local"]
-    logs = client(cloud.url, "logs").describe_log_groups(logGroupNamePrefix="/")["logGroups"]
-    assert [g["logGroupName"] for g in logs if g["logGroupName"].startswith(("/shop/", "/nodeapp/"))] == [
-        "/nodeapp/local"]
-    verified = playbook(env, "playbooks/verify.yml")  # nodeapp's stack as it declares it, nothing missing
-    assert verified.returncode == 0 and "nodeapp-local verified" in verified.stdout, verified.stdout[-3000:]
-    again = playbook(env, "site.yml")
-    assert again.returncode == 0 and recap(again.stdout)["changed"] == 0, again.stdout[-3000:]
-    assert playbook(env, "playbooks/teardown.yml").returncode == 0
